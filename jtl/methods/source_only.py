@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from jtl.methods.base import METHODS, Method, accuracy, cross_entropy
 
@@ -11,8 +12,10 @@ from jtl.methods.base import METHODS, Method, accuracy, cross_entropy
 @dataclasses.dataclass(frozen=True)
 class SourceOnly(Method):
     uses = frozenset({"source/x", "source/y"})
+    labeled: ClassVar[str] = "source"  # which domain's labeled batch the loss reads
 
     def loss(self, model, batch, key, progress):
-        logits = model.head(model.backbone(batch["source"]["x"]))
-        ce = cross_entropy(logits, batch["source"]["y"])
-        return ce, {"cls_loss": ce, "train_acc": accuracy(logits, batch["source"]["y"])}
+        data = batch[self.labeled]
+        logits = model.head(model.backbone(data["x"]))
+        ce = cross_entropy(logits, data["y"])
+        return ce, {"cls_loss": ce, "train_acc": accuracy(logits, data["y"])}
