@@ -1,0 +1,72 @@
+"""The network every method trains: `backbone` -> features, `head` -> logits, plus method modules.
+
+Backbones keep their layers in a list called `blocks` so that parameter paths read
+`backbone/blocks/<i>/...`: freezing the first k blocks or reloading some of them is a regex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import jax
+from flax import nnx
+
+from jtl.errors import JtlError
+from jtl.registry import Registry
+
+
+class Backbone(nnx.Module):
+    """Maps images (B, H, W, C) to features (B, feature_dim)."""
+
+    feature_dim: int
+    # Convolutional models run slower inside `lax.scan` on XLA:CPU; the trainer's `auto` reads it.
+    has_conv: ClassVar[bool] = False
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class Network(nnx.Module):
+    def __init__(self, backbone: Backbone, num_classes: int, extra: Mapping[str, nnx.Module],
+                 rngs: nnx.Rngs) -> None:
+        self.backbone = backbone
+        self.head = nnx.Linear(backbone.feature_dim, num_classes, rngs=rngs)
+        for name, module in extra.items():
+            if name in ("backbone", "head"):
+                raise JtlError(f"a method module may not be called '{name}'")
+            setattr(self, name, module)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.backbone(x))
+
+
+MODELS: Registry[type[Backbone]] = Registry("model", "jtl.models", "model")
+
+
+def build_network(cfg: Mapping[str, Any], num_classes: int, method: Any, seed: int) -> Network:
+    """`conf/model/<name>.yaml` + the method's extra modules -> a Network with fresh params."""
+    cfg = dict(cfg)
+    cls = MODELS.get(cfg.pop("name"))
+    input_shape = tuple(cfg.pop("input_shape"))
+    rngs = nnx.Rngs(seed)
+    try:
+        backbone = cls(input_shape=input_shape, rngs=rngs, **cfg)
+    except TypeError as e:
+        raise JtlError(f"model '{cls.__name__}' config is wrong: {e}") from None
+    extra = method.modules(backbone.feature_dim, num_classes, rngs)
+    return Network(backbone, num_classes, extra, rngs)
+
+
+def param_paths(params: Any) -> list[str]:
+    """'backbone/blocks/0/kernel'-style paths of a parameter pytree, in tree order."""
+    return [path_str(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+
+def path_str(path: tuple) -> str:
+    parts = []
+    for k in path:
+        parts.append(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))))
+    return "/".join(parts)
