@@ -1,0 +1,1 @@
+"""Thin command-line wrappers; the work happens in importable functions."""
