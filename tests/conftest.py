@@ -1,0 +1,35 @@
+"""Shared fixtures: configs composed from conf/ exactly as the CLI composes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Fast offline domain pair for trainer tests: scikit-learn's digits as source and target.
+FAST = [
+    "domain@source=sklearn_digits",
+    "domain@target=sklearn_digits",
+    "model=mlp",
+    "model.hidden=[64]",
+    "trainer=debug",
+    "trainer.progress=false",
+    "trainer.tensorboard=false",
+]
+
+
+def compose_cfg(overrides: list[str]) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.fixture
+def fast_cfg():
+    """`fast_cfg(*overrides)` -> a small, quick config on offline digits."""
+    return lambda *overrides: compose_cfg([*FAST, *overrides])
