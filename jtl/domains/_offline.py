@@ -1,0 +1,121 @@
+"""Shared plumbing for the offline domains: checksum gate, cached TFDS preparation, reading.
+
+The offline files go through a TFDS builder (not straight into numpy) so that offline and
+online domains share one storage format and one reading path, and the prepared array_record
+copy is cached under `tfds_dir` with a version that says which split it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jtl.errors import JtlError
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_files(data_dir: Path, files: Mapping[str, str], domain: str) -> None:
+    """Fail unless every `files` entry (path relative to data_dir -> sha256) is intact.
+
+    Checked on every load (a few ms), so a cached copy is never silently used in place of
+    files that have gone missing or changed.
+    """
+    for rel, expected in files.items():
+        path = Path(data_dir) / rel
+        fix = (f"Point `paths.data_dir=...` at the folder that holds {rel.split('/')[0]}/ "
+               f"(see its README.md), or, when online, use the TFDS catalog domain instead "
+               f"(e.g. `domain@source=tfds source.dataset={domain}`).")
+        if not path.is_file():
+            raise JtlError(f"offline data file {path} is missing (expected sha256 {expected}). "
+                           + fix)
+        actual = sha256_of(path)
+        if actual != expected:
+            raise JtlError(f"offline data file {path} is corrupt: sha256 {actual}, expected "
+                           f"{expected}. Restore the original file. " + fix)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so concurrent processes prepare a data set only once."""
+    import fcntl
+
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def prepare_cached(builder_cls: type, tfds_dir: Path, manual_dir: Path) -> Any:
+    """The builder for `tfds_dir`, prepared from `manual_dir` unless already there.
+
+    TFDS itself writes into a temporary folder and renames it when done, so a reader never
+    sees half a data set; the lock keeps a second process from preparing the same one.
+    """
+    import tensorflow_datasets as tfds
+
+    tfds_dir = Path(tfds_dir)
+    tfds_dir.mkdir(parents=True, exist_ok=True)
+    builder = builder_cls(data_dir=tfds_dir, file_format="array_record")
+    if builder.is_prepared():
+        return builder
+    with _file_lock(tfds_dir / f".{builder.name}.lock"):
+        # Re-create: another process may have finished while this one waited.
+        builder = builder_cls(data_dir=tfds_dir, file_format="array_record")
+        if not builder.is_prepared():
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    return builder
+
+
+def read_split(source: Sequence[Mapping[str, Any]], image_key: str = "image",
+               label_key: str = "label", batched: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A random-access split (e.g. a TFDS data source) -> stacked (images, labels).
+
+    `batched` uses `__getitems__`, ~35% faster on real array_record data, but broken under
+    `tfds.testing.mock_data` (TFDS 4.9), which the catalog loader's tests rely on.
+    """
+    n = len(source)
+    if n == 0:
+        raise JtlError("the split is empty")
+    first = source[0]
+    for key in (image_key, label_key):
+        if key not in first:
+            raise JtlError(f"examples have no key '{key}'; their keys are {sorted(first)}. "
+                           f"Set `image_key`/`label_key` to the right ones.")
+    if batched:
+        items = [first, *source.__getitems__(list(range(1, n)))]  # type: ignore[attr-defined]
+    else:
+        items = [first, *(source[i] for i in range(1, n))]
+    try:
+        x = np.stack([np.asarray(e[image_key]) for e in items])
+    except ValueError as e:
+        raise JtlError(f"images under '{image_key}' differ in shape; only fixed-size images "
+                       f"are supported ({e})") from e
+    y = np.asarray([e[label_key] for e in items])
+    return x, y
+
+
+def load_offline(builder_name: str, ctx_data_dir: Path, tfds_dir: Path, subdir: str,
+                 files: Mapping[str, str], domain: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Verify the files, prepare (once) and read every split of an offline builder."""
+    verify_files(ctx_data_dir, files, domain)
+    from jtl.domains import _builders
+
+    builder = prepare_cached(getattr(_builders, builder_name), tfds_dir,
+                             Path(ctx_data_dir) / subdir)
+    sources = builder.as_data_source()
+    return {str(name): read_split(src, batched=True) for name, src in sources.items()}
