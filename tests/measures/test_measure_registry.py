@@ -36,9 +36,12 @@ def test_yaml_names_its_package_and_only_accepted_options(name: str) -> None:
 
 
 def test_hydra_composes_a_list_of_measures() -> None:
-    from tests.conftest import compose_cfg
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
-    cfg = compose_cfg(["+measure=[pad,leep]", "measure.pad.n_boot=10"])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        cfg = compose("config", overrides=["+measure=[pad,leep]", "measure.pad.n_boot=10"])
     assert set(cfg.measure) == {"pad", "leep"}
     assert cfg.measure.pad.n_boot == 10
 
