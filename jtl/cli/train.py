@@ -23,6 +23,7 @@ def _main(cfg: DictConfig) -> float | None:
     from jtl.train import train_and_evaluate
     from jtl.train.writer import atomic_write_json
 
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's INFO lines drown the bar
     workdir = Path(HydraConfig.get().runtime.output_dir)
     t0 = time.time()
     try:
