@@ -23,7 +23,8 @@ def _main(cfg: DictConfig) -> float | None:
     from jtl.train import train_and_evaluate
     from jtl.train.writer import atomic_write_json
 
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's INFO lines drown the bar
+    for noisy in ("absl", "jax"):  # orbax's and jax's INFO lines would drown the progress bar
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     workdir = Path(HydraConfig.get().runtime.output_dir)
     t0 = time.time()
     try:

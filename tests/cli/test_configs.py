@@ -1,0 +1,40 @@
+"""Every yaml under conf/ composes, and every experiment accepts every method."""
+
+from __future__ import annotations
+
+import pytest
+
+from jtl.methods import build_method
+from tests.conftest import CONF, compose_cfg
+
+GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
+          for g in CONF.iterdir() if g.is_dir()}
+EXPERIMENTS = GROUPS.get("experiment", [])
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_files_are_override_only_and_compose(experiment):
+    text = (CONF / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_"), "experiment files are override-only"
+    cfg = compose_cfg([f"experiment={experiment}"])
+    assert cfg.source.name and cfg.target.name and cfg.model.name
+
+
+@pytest.mark.parametrize("method", GROUPS["method"])
+def test_each_method_composes_on_the_digits_experiment(method):
+    cfg = compose_cfg(["experiment=digits_m2u", f"method={method}"])
+    assert build_method(cfg.method).__class__.__name__
+
+
+@pytest.mark.parametrize(("group", "option"), [
+    (g, o) for g, opts in GROUPS.items()
+    if g not in ("experiment", "method", "domain", "measure", "launcher") for o in opts])
+def test_every_group_option_composes(group, option):
+    cfg = compose_cfg([f"{group}={option}"])
+    assert cfg[group]
+
+
+@pytest.mark.parametrize("domain", GROUPS["domain"])
+def test_domain_group_serves_source_and_target(domain):
+    cfg = compose_cfg([f"domain@source={domain}", f"domain@target={domain}"])
+    assert cfg.source.name == cfg.target.name
