@@ -1,0 +1,44 @@
+"""Self-training with confident pseudo-labels (Lee 2013; FixMatch-style threshold).
+
+    loss = CE(source) + weight * sum_i m_i CE(logits_i, yhat_i) / max(sum_i m_i, 1)
+
+over the target batch, with yhat_i = argmax p_i and m_i = [max p_i >= threshold], both computed
+under stop_gradient: the pseudo-labels are targets, not something the loss may move. Samples
+below the threshold contribute nothing; with none confident the term is exactly 0. Target
+labels are never read (`uses` has no `target/y`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jtl.errors import JtlError
+from jtl.methods.base import METHODS
+from jtl.methods.transductive import Transductive
+
+
+def pseudo_label_loss(logits: jax.Array, threshold: float) -> tuple[jax.Array, jax.Array]:
+    """Masked mean CE against confident argmax pseudo-labels, and the confident fraction."""
+    probs = jax.nn.softmax(jax.lax.stop_gradient(logits), -1)
+    pseudo = jnp.argmax(probs, -1)
+    mask = (jnp.max(probs, -1) >= threshold).astype(logits.dtype)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, pseudo)
+    return jnp.sum(mask * ce) / jnp.maximum(jnp.sum(mask), 1.0), jnp.mean(mask)
+
+
+@METHODS.register("self_training")
+@dataclasses.dataclass(frozen=True)
+class SelfTraining(Transductive):
+    threshold: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise JtlError(f"method.threshold must be in (0, 1], got {self.threshold}")
+
+    def adaptation(self, model, out, key, progress):
+        pl, frac = pseudo_label_loss(out.logits_t, self.threshold)
+        return self.weight * pl, {"pseudo_loss": pl, "pseudo_frac": frac}

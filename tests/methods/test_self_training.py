@@ -1,0 +1,57 @@
+"""Self-training: only confident target predictions count, against their own (fixed) argmax;
+target labels are never read."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from method_testkit import evaluate, make_batch, tiny
+
+from jtl.errors import JtlError
+from jtl.methods.self_training import SelfTraining, pseudo_label_loss
+
+LOGITS = jnp.asarray([[5.0, 0.0], [0.2, 0.0], [-4.0, 1.0]])  # p_max: 0.993, 0.550, 0.993
+
+
+def test_uses_no_target_labels():
+    assert "target/y" not in SelfTraining.uses
+    # make_batch has no target labels at all: a read would be a KeyError
+    loss, _, _ = evaluate(SelfTraining(), *tiny(SelfTraining()), make_batch())
+    assert np.isfinite(float(loss))
+
+
+def test_masked_mean_over_confident_samples_only():
+    loss, frac = pseudo_label_loss(LOGITS, 0.9)
+    logp = jax.nn.log_softmax(LOGITS)
+    np.testing.assert_allclose(loss, -(logp[0, 0] + logp[2, 1]) / 2, rtol=1e-5)
+    np.testing.assert_allclose(frac, 2 / 3, rtol=1e-6)
+    # the unconfident row neither changes the loss nor receives a gradient
+    other = LOGITS.at[1].set(jnp.asarray([0.1, 0.3]))
+    np.testing.assert_allclose(pseudo_label_loss(other, 0.9)[0], loss, rtol=1e-5)
+    g = jax.grad(lambda z: pseudo_label_loss(z, 0.9)[0])(LOGITS)
+    np.testing.assert_array_equal(g[1], 0.0)
+    # confident rows: (softmax - onehot(pseudo-label)) / #confident, pseudo-labels held fixed
+    p = jax.nn.softmax(LOGITS)
+    np.testing.assert_allclose(g[0], (p[0] - jnp.asarray([1.0, 0.0])) / 2, rtol=1e-5)
+    np.testing.assert_allclose(g[2], (p[2] - jnp.asarray([0.0, 1.0])) / 2, rtol=1e-5)
+
+
+def test_safe_when_nothing_is_confident():
+    loss, frac = pseudo_label_loss(LOGITS, 0.999)
+    g = jax.grad(lambda z: pseudo_label_loss(z, 0.999)[0])(LOGITS)
+    assert float(loss) == 0.0 and float(frac) == 0.0
+    np.testing.assert_array_equal(g, 0.0)
+
+
+def test_method_total_is_ce_plus_weighted_pseudo_loss():
+    # two classes: max p >= 0.5 always, so every target sample is pseudo-labeled
+    method = SelfTraining(weight=0.4, threshold=0.5)
+    graphdef, params = tiny(method)
+    loss, metrics, _ = evaluate(method, graphdef, params, make_batch())
+    assert float(metrics["pseudo_frac"]) == 1.0
+    np.testing.assert_allclose(loss, metrics["cls_loss"] + 0.4 * metrics["pseudo_loss"],
+                               rtol=1e-6)
+    with pytest.raises(JtlError):
+        SelfTraining(threshold=1.5)
