@@ -1,0 +1,77 @@
+"""Every `conf/method/*.yaml` builds, states all of its method's hyper-parameters, and only
+`target_only` may read target labels."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+from flax import nnx
+
+from jtl.errors import JtlError
+from jtl.methods import METHODS, build_method
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "method"
+YAMLS = sorted(CONF.glob("*.yaml"))
+TRANSDUCTIVE = {"source/x", "source/y", "target/x"}
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_every_registered_method_has_a_yaml():
+    assert {p.stem for p in YAMLS} == set(METHODS.names())
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.stem)
+def test_yaml_builds_and_matches_the_dataclass(path):
+    cfg = load(path)
+    assert cfg["name"] == path.stem
+    method = build_method(cfg)
+    cls = type(method)
+    # all hyper-parameters live in the yaml, and the dataclass defaults agree with it
+    assert set(cfg) - {"name"} == {f.name for f in dataclasses.fields(cls)}
+    assert method == cls()
+    if path.stem == "target_only":
+        assert "target/y" in method.uses
+    else:
+        assert "target/y" not in method.uses
+    if path.stem not in ("source_only", "target_only"):
+        assert method.uses == TRANSDUCTIVE
+    # extra modules build at the yaml's real widths (abstractly: no parameters allocated)
+    modules = nnx.eval_shape(lambda: method.modules(64, 10, nnx.Rngs(0)))
+    assert all(isinstance(m, nnx.Module) for m in modules.values())
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.stem)
+def test_each_key_overridable(path):
+    cfg = load(path)
+    for key, value in cfg.items():
+        if key == "name":
+            continue
+        if isinstance(value, bool):
+            new = not value
+        elif isinstance(value, str):
+            new = "constant" if key == "schedule" else value
+        else:
+            new = value / 2 if key == "threshold" else type(value)(value * 2)
+        assert getattr(build_method({**cfg, key: new}), key) == new
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "dann", "schedule": "linear"},
+        {"name": "cdan", "schedule": "step"},
+        {"name": "self_training", "threshold": 0.0},
+        {"name": "mmd", "kernel_num": 0},
+        {"name": "coral", "wieght": 1.0},
+        {"name": "domain_confusion", "disc_hidden": 0},
+    ],
+)
+def test_bad_values_are_user_errors(bad):
+    with pytest.raises(JtlError):
+        build_method(bad)
