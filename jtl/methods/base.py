@@ -75,7 +75,8 @@ def build_method(cfg: Mapping[str, Any]) -> Method:
     unknown = sorted(set(cfg) - fields)
     if unknown:
         raise JtlError(
-            f"method '{cls.__name__}' has no hyper-parameter(s) {unknown}; it takes {sorted(fields)}"
+            f"method '{cls.__name__}' has no hyper-parameter(s) {unknown}; "
+            f"it takes {sorted(fields)}"
         )
     bad = set(cls.uses) - ALL_INPUTS
     if bad:
