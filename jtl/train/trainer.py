@@ -86,18 +86,20 @@ def _plain(cfg: Any) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
-def _selection(history: list[dict]) -> dict[str, float]:
-    """Model selection over the evaluations: honest (source val) and oracle (target test)."""
-    evals = [r for r in history if "source/val/accuracy" in r]
+def _selection(history: list[dict], labeled: str) -> dict[str, float | str]:
+    """Model selection over the evaluations: honest (validation split of the domain whose
+    labels the method trains on) beside the oracle (target test labels, for reference only)."""
+    evals = [r for r in history if f"{labeled}/val/accuracy" in r]
     if not evals:
         return {}
-    honest = max(evals, key=lambda r: (r["source/val/accuracy"], -r["step"]))
+    honest = max(evals, key=lambda r: (r[f"{labeled}/val/accuracy"], -r["step"]))
     oracle = max(evals, key=lambda r: (r["target/test/accuracy"], -r["step"]))
     return {
-        "selected/source_val/step": honest["step"],
-        "selected/source_val/target/test/accuracy": honest["target/test/accuracy"],
-        "selected/oracle_target_test/step": oracle["step"],
-        "selected/oracle_target_test/target/test/accuracy": oracle["target/test/accuracy"],
+        "selected/val/split": f"{labeled}/val",
+        "selected/val/step": honest["step"],
+        "selected/val/target/test/accuracy": honest["target/test/accuracy"],
+        "selected/oracle/step": oracle["step"],
+        "selected/oracle/target/test/accuracy": oracle["target/test/accuracy"],
     }
 
 
@@ -152,7 +154,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
     def run_evals(step: int, params: Any) -> dict[str, float]:
         out = {}
         for name, split in [("source/val", source.val), ("source/test", source.test),
-                            ("target/test", target.test)]:
+                            ("target/val", target.val), ("target/test", target.test)]:
             for k, v in evaluate(params, split).items():
                 out[f"{name}/{k}"] = v
         return out
@@ -219,7 +221,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
         "steps_per_call": spc,
         "num_params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(state["params"]))),
         **{k: v for k, v in last_eval.items()},
-        **_selection(writer.rows),
+        **_selection(writer.rows, "target" if "target/y" in method.uses else "source"),
         "wall_time_s": time.time() - t0,
     }
     atomic_write_json(summary_path, summary)

@@ -39,7 +39,17 @@ def test_summary_contract_and_learning(fast_cfg, tmp_path):
     assert s["target/test/accuracy"] > 0.8  # a 64-unit MLP learns 8x8 digits in 200 steps
     rows = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "target/test/accuracy" in r] == [100, 200]
-    assert s["selected/source_val/step"] in (100, 200)
+    assert s["selected/val/step"] in (100, 200) and s["selected/val/split"] == "source/val"
+    best = max((r for r in rows if "source/val/accuracy" in r),
+               key=lambda r: (r["source/val/accuracy"], -r["step"]))
+    assert s["selected/val/target/test/accuracy"] == best["target/test/accuracy"]
+    oracle = max(r["target/test/accuracy"] for r in rows if "target/test/accuracy" in r)
+    assert s["selected/oracle/target/test/accuracy"] == oracle
+
+
+def test_target_only_selects_on_target_val(fast_cfg, tmp_path):
+    s = train_and_evaluate(fast_cfg("method=target_only"), tmp_path)
+    assert s["selected/val/split"] == "target/val"
 
 
 def test_same_seed_same_params_other_seed_differs(fast_cfg, tmp_path):
