@@ -73,15 +73,17 @@ def test_gradients(entropy, randomized):
             return randomized_multilinear_map(f, p, 5, 0)
         return (f[:, :, None] * p[:, None, :]).reshape(len(f), -1)  # f ⊗ p
 
-    def domain(m, x, bce):
-        f = m.backbone(x)
-        p = jax.lax.stop_gradient(jax.nn.softmax(m.head(f)))
-        loss = bce(m.disc(conditioned(f, p)))
-        w = 1 + jnp.exp(jnp.sum(p * jnp.log(p), -1)) if entropy else jnp.ones_like(loss)
-        return jnp.sum(w * loss) / jnp.sum(w)
-
     def dom(m):  # no reversal: as if everything minimised it
-        return 0.5 * (domain(m, xs, source_bce) + domain(m, xt, target_bce))
+        f = m.backbone(jnp.concatenate([xs, xt]))
+        p = jax.lax.stop_gradient(jax.nn.softmax(m.head(f)))
+        z = m.disc(conditioned(f, p))
+        w = 1 + jnp.exp(jnp.sum(p * jnp.log(p), -1)) if entropy else jnp.ones_like(z)
+        n = len(xs)
+
+        def wmean(v, w):
+            return jnp.sum(w * v) / jnp.sum(w)
+
+        return 0.5 * (wmean(source_bce(z[:n]), w[:n]) + wmean(target_bce(z[n:]), w[n:]))
 
     def cls(m):
         return ce(m.head(m.backbone(xs)), ys)
