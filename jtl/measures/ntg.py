@@ -58,7 +58,13 @@ def negative_transfer_gap(
 
 
 @MEASURES.register("ntg")
-def ntg_measure(ctx: MeasureContext, level: float = 0.95) -> MeasureValues:
-    """NTG from the per-seed errors the caller collected for this run and its baselines."""
+def ntg_measure(ctx: MeasureContext, level: float = 0.95, metric: str = "target/test/accuracy",
+                baselines_dir: str | None = None, launch: bool = True) -> MeasureValues:
+    """NTG from the per-seed errors the caller collected for this run and its baselines.
+
+    `metric`, `baselines_dir` and `launch` tell `jtl.measures.baselines` how to collect those
+    errors (err = 1 - metric; where baselines are cached; whether to train missing ones); they
+    live here so that `measure.ntg.*` configures all of NTG in one place.
+    """
     transfer, baseline = ctx.need("ntg", "transfer_err", "baseline_err")
     return negative_transfer_gap(transfer, baseline, level)
