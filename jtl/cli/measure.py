@@ -1,0 +1,122 @@
+"""`python -m jtl.measure run_dir=DIR measure=[pad,mmd,...]` / `jtl-measure`: measure trained runs.
+
+Arguments are Hydra overrides composed against `conf/` with a primary config stored here
+(`jtl_measure`), so `measure=[pad,tsne]` picks `conf/measure/*.yaml` exactly as training's
+`+measure=[...]` does and `measure.pad.n_boot=200` sets one option. Hydra's compose API is
+used rather than `@hydra.main`: measuring writes into the run dir it reads, so it must not
+create an output dir, a `.hydra/` folder or a log file of its own.
+
+    run_dir      a run dir, or a sweep dir: every completed run under it (not its baselines)
+    layer        which layer's outputs the feature measures read (default `features`)
+    split        which split of both domains (default `test`)
+    max_samples  cap per domain before any measure's own cap (default 2000)
+    step         checkpoint step (default: the latest)
+    seed         subsampling seed (default: each run's seed)
+
+Values go to `<run>/measures.json` (merged, atomic) and are printed; `tsne` writes a PNG there.
+`ntg` trains each transfer run's missing target_only baselines into
+`measure.ntg.baselines_dir` (default `<sweep dir or run parent>/baselines`) and reuses them on
+the next call.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jtl.errors import JtlError
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+PRIMARY = "jtl_measure"
+APP_DEFAULTS: dict[str, Any] = {
+    "run_dir": "???",
+    "layer": "features",
+    "split": "test",
+    "max_samples": 2000,
+    "step": None,
+    "seed": None,
+}
+
+
+def compose(overrides: Sequence[str]) -> dict[str, Any]:
+    """The app config for these overrides, with Hydra's errors turned into JtlErrors."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from jtl.measures import MEASURES
+
+    ConfigStore.instance().store(name=PRIMARY,
+                                 node={"defaults": [{"measure": []}, "_self_"], **APP_DEFAULTS})
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = hydra_compose(PRIMARY, overrides=list(overrides))
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        msg = str(e).splitlines()[0].rstrip(".")
+        if "measure/" in str(e):
+            msg += f". Known measures: {', '.join(MEASURES.names())}"
+        elif "Could not override" in msg:
+            msg += (f". Keys: {', '.join(APP_DEFAULTS)}, measure=[...] and "
+                    "measure.<name>.<option>")
+        elif "run_dir" in str(e):
+            msg = "missing run_dir=<a run dir or sweep dir>"
+        raise JtlError(msg) from e
+    finally:
+        GlobalHydra.instance().clear()
+    return plain  # type: ignore[return-value]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def run(overrides: Sequence[str]) -> dict[Path, dict[str, Any]]:
+    """Compose, measure, print; returns the values per run dir."""
+    cfg = compose(overrides)
+    import logging
+
+    from jtl.measures.baselines import default_baselines_dir
+    from jtl.measures.run import FeatureOptions, measure_dirs, runs_under, split_ntg
+
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    measure_cfg = cfg.get("measure") or {}
+    _, ntg = split_ntg(measure_cfg)  # unknown names fail here, before any model loads
+    root = Path(cfg["run_dir"])
+    cache = ntg.get("baselines_dir") if ntg else None
+    runs = runs_under(root, Path(cache) if cache else default_baselines_dir(root))
+    opts = FeatureOptions(layer=str(cfg["layer"]), split=str(cfg["split"]),
+                          max_samples=cfg["max_samples"], step=cfg["step"], seed=cfg["seed"])
+    results = measure_dirs(runs, measure_cfg, opts, root=root)
+    for d, values in results.items():
+        print(f"{d}:")
+        for k, v in sorted(values.items()):
+            print(f"  {k}: {_fmt(v)}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
+    try:
+        run(args)
+    except JtlError as e:
+        print(f"jtl: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Measure trained runs: features from a checkpoint -> `MeasureContext` -> measures.json.
+
+`measure_run(run_dir, measure_cfg)` is what `jtl.measure` and the trainer call for one run;
+`measure_dirs` does the same for every run of a sweep, so that NTG can pair the sweep's seeds.
+
+The measured model plays the *source model* of the transferability estimates: LEEP and NCE
+read its softmax on target test inputs (`target_source_probs`), LogME and H-score its layer
+features there, all against the true target labels. That is what they are defined for when
+the run is a source-only model about to be transferred; on a run that already trained on the
+target they only describe that run.
+
+Feature measures on a layer other than `features` write their keys prefixed by the layer
+(`backbone/blocks/0/pad`), so measuring several layers never overwrites one another.
+JAX and the model code are imported inside the functions: the measure registry imports every
+module of this package and must stay light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jtl.errors import JtlError
+from jtl.measures.base import MEASURES, MeasureContext, MeasureValues, run_measures, subsample
+from jtl.measures.baselines import (
+    CONFIG_FILE,
+    Launcher,
+    default_baselines_dir,
+    find_runs,
+    is_completed,
+    negative_transfer,
+)
+from jtl.measures.io import write_measures
+
+DEFAULT_LAYER = "features"
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureOptions:
+    """How features are taken: the layer, the split of both domains, and a per-domain cap."""
+
+    layer: str = DEFAULT_LAYER
+    split: str = "test"
+    max_samples: int | None = 2000
+    step: int | None = None  # checkpoint step; None: the latest
+    seed: int | None = None  # subsampling seed; None: the run's seed
+
+
+def _plain(cfg: Any) -> dict[str, dict[str, Any]]:
+    """A composed `measure` config (DictConfig or dict) -> {key: {name: ..., **options}}."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(cfg, Mapping):
+        raise JtlError(f"a measure config maps names to options, e.g. {{pad: {{}}}}; got {cfg!r}")
+    return {str(k): dict(v or {}) for k, v in cfg.items()}
+
+
+def _name(key: str, entry: Mapping[str, Any]) -> str:
+    return str(entry.get("name", key))
+
+
+def split_ntg(cfg: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """(feature measures, ntg options or None); unknown names fail before any model loads."""
+    plain = _plain(cfg)
+    for key, entry in plain.items():
+        MEASURES.get(_name(key, entry))
+    ntg = [entry for key, entry in plain.items() if _name(key, entry) == "ntg"]
+    rest = {k: e for k, e in plain.items() if _name(k, e) != "ntg"}
+    return rest, (ntg[0] if ntg else None)
+
+
+def extract_context(run: Any, opts: FeatureOptions = FeatureOptions()) -> MeasureContext:
+    """Source and target features of one layer (and target softmax) from a loaded `Run`."""
+    from jtl.train.runs import features, layer_names
+
+    names = layer_names(run.model)
+    if opts.layer not in names:
+        raise JtlError(f"unknown layer '{opts.layer}' for {run.run_dir}; this model has "
+                       f"{names}")
+    if opts.split not in SPLITS:
+        raise JtlError(f"split must be one of {SPLITS}, got '{opts.split}'")
+    seed = int(run.cfg["seed"]) if opts.seed is None else int(opts.seed)
+    rng = np.random.default_rng(seed)
+    src, tgt = getattr(run.source, opts.split), getattr(run.target, opts.split)
+    if len(src) == 0 or len(tgt) == 0:
+        raise JtlError(f"the {opts.split} split of {'source' if len(src) == 0 else 'target'} "
+                       f"is empty in {run.run_dir}; measure split=test")
+    i_s = subsample(rng, len(src), opts.max_samples)
+    i_t = subsample(rng, len(tgt), opts.max_samples)
+    x_t = tgt.x[i_t]
+    return MeasureContext(
+        source_features=features(run.model, src.x[i_s], opts.layer),
+        source_labels=src.y[i_s],
+        target_features=features(run.model, x_t, opts.layer),
+        target_labels=tgt.y[i_t],
+        target_source_probs=features(run.model, x_t, "probs"),
+        run_dir=Path(run.run_dir),
+        seed=seed,
+    )
+
+
+def _feature_measures(run_dir: Path, cfg: Mapping[str, Mapping[str, Any]],
+                      opts: FeatureOptions) -> MeasureValues:
+    from jtl.train.runs import load_run
+
+    with warnings.catch_warnings():  # orbax warns on every restore without a sharding spec
+        warnings.filterwarnings("ignore", message="Sharding info not provided")
+        run = load_run(run_dir, opts.step)
+    values = run_measures(extract_context(run, opts), cfg)
+    if opts.layer != DEFAULT_LAYER:
+        values = {f"{opts.layer}/{k}": v for k, v in values.items()}
+    return values
+
+
+def _check_dir(run_dir: str | os.PathLike) -> Path:
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise JtlError(f"run_dir {path} does not exist; pass a run dir (holding summary.json) "
+                       "or a sweep dir of them")
+    return path
+
+
+def _ntg_options(ntg: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    return {"baselines_dir": Path(ntg.get("baselines_dir") or default_baselines_dir(root)),
+            "metric": str(ntg.get("metric", "target/test/accuracy")),
+            "launch": bool(ntg.get("launch", True))}
+
+
+def measure_run(run_dir: str | os.PathLike, measure_cfg: Any,
+                opts: FeatureOptions = FeatureOptions(),
+                launcher: Launcher | None = None) -> MeasureValues:
+    """Run the measures of a composed `measure` config on one run; merge into measures.json.
+
+    The trainer's hook: `measure_run(workdir, cfg["measure"])`. With `ntg` among them, the
+    run's target_only baseline is found or trained (see `jtl.measures.baselines`); one run
+    alone gives its gap, not a verdict.
+    """
+    run_dir = _check_dir(run_dir)
+    if not (run_dir / CONFIG_FILE).exists():
+        raise JtlError(f"{run_dir} is not a jtl run dir: {CONFIG_FILE} is missing")
+    return measure_dirs([run_dir], measure_cfg, opts, launcher=launcher,
+                        root=run_dir)[run_dir]
+
+
+def measure_dirs(run_dirs: Sequence[Path], measure_cfg: Any,
+                 opts: FeatureOptions = FeatureOptions(), launcher: Launcher | None = None,
+                 root: Path | None = None) -> dict[Path, MeasureValues]:
+    """Measure each run dir (feature measures per run, NTG over all of them, grouped)."""
+    rest, ntg = split_ntg(measure_cfg)
+    if not rest and ntg is None:
+        raise JtlError("nothing to measure: pass measure=[...] with any of "
+                       f"{', '.join(MEASURES.names())}")
+    out: dict[Path, MeasureValues] = {Path(d): {} for d in run_dirs}
+    if rest:
+        for d in out:
+            out[d].update(_feature_measures(d, rest, opts))
+            write_measures(d, out[d])
+    if ntg is not None:
+        root = Path(root) if root is not None else next(iter(out))
+        o = _ntg_options(ntg, root)
+        result = negative_transfer(list(out), o["baselines_dir"], ntg, o["metric"],
+                                   o["launch"], launcher, search=[root])
+        for d, why in result.skipped.items():
+            print(f"jtl: ntg: skipping {d}: {why}", file=sys.stderr)
+        for d, values in result.values.items():
+            out[d].update(values)
+            write_measures(d, values)
+    return out
+
+
+def runs_under(root: str | os.PathLike, baselines_dir: Path | None = None) -> list[Path]:
+    """A run dir itself, or the completed run dirs of a sweep (not its baselines cache)."""
+    root = _check_dir(root)
+    if (root / CONFIG_FILE).exists():
+        return [root]
+    runs = [r for r in find_runs(root, exclude=[baselines_dir or default_baselines_dir(root)])
+            if is_completed(r)]
+    if not runs:
+        raise JtlError(f"no completed run under {root} (looked for */{CONFIG_FILE} beside a "
+                       "summary.json with status completed)")
+    return runs
