@@ -31,6 +31,9 @@ def confusion_loss(d: jax.Array) -> jax.Array:
 @METHODS.register("domain_confusion")
 @dataclasses.dataclass(frozen=True)
 class DomainConfusion(WithDiscriminator):
+    # Tzeng et al. used 0.01; at 1.0 the confusion term collapses the features before the
+    # classifier learns (source accuracy 0.18 after 60 steps on digits, 0.74 at 0.1).
+    weight: float = 0.1
     disc_weight: float = 1.0
 
     def adaptation(self, model, out, key, progress):
