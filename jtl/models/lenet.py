@@ -1,4 +1,4 @@
-"""LeNet for 28x28 digits, as in the DA literature (TLlib/CDAN): 20 and 50 5x5 convs, 500 features."""
+"""LeNet for 28x28 digits as in the DA literature (TLlib, CDAN): 20, 50 5x5 convs, 500 features."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -24,5 +25,5 @@ class MLP(Backbone):
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs,
                  hidden: Sequence[int] = (512, 256)) -> None:
         dims = [int(np.prod(input_shape)), *hidden]
-        self.blocks = nnx.List([Dense(a, b, rngs) for a, b in zip(dims[:-1], dims[1:])])
+        self.blocks = nnx.List([Dense(a, b, rngs) for a, b in itertools.pairwise(dims)])
         self.feature_dim = dims[-1]

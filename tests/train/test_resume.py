@@ -46,7 +46,7 @@ def test_sigkill_and_restart_match_uninterrupted_run(tmp_path):
     a.pop("wall_time_s"), b.pop("wall_time_s")
     assert a == b and a["step"] == 3000
     for x, y in zip(jax.tree_util.tree_leaves(final_params(full)),
-                    jax.tree_util.tree_leaves(final_params(killed))):
+                    jax.tree_util.tree_leaves(final_params(killed)), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     steps = [json.loads(r)["step"] for r in (killed / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)), "metrics.jsonl holds duplicate rows after the resume"

@@ -21,7 +21,7 @@ def _target_npz(path, shuffle_labels: bool):
     if shuffle_labels:
         np.random.default_rng(0).shuffle(y)
     np.savez(path, x=x.astype(np.float32), y=y)
-    return [f"domain@target=npz", f"target.path={path}"]
+    return ["domain@target=npz", f"target.path={path}"]
 
 
 @pytest.mark.parametrize("method", ["dann", "cdan", "self_training"])
