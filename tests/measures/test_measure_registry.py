@@ -95,3 +95,14 @@ def test_write_measures_merges_and_keeps_json_valid(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "measures.json").read_text())
     assert data == {"pad": 1.25, "ntg_ci_low": "-inf"}
     assert [p.name for p in tmp_path.iterdir()] == ["measures.json"]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = write_measures(tmp_path, {"pad": 1.0})
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
