@@ -1,0 +1,57 @@
+"""Result table of the digits DA study: target test accuracy per method and direction, mean
+and 95% CI over seeds, and the paired (by seed) difference to source_only with its 95% CI.
+
+    python experiments/digits_da/table.py experiments/digits_da/runs > experiments/digits_da/results.md
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from jtl.cli.report import load_runs
+from jtl.measures.stats import mean_ci
+
+METRICS = {"final": "target/test/accuracy", "honest": "selected/val/target/test/accuracy",
+           "oracle": "selected/oracle/target/test/accuracy"}
+# TLlib's published LeNet digits figures (full 60k MNIST train set), target accuracy in %.
+TLLIB = {("mnist", "usps"): {"source_only": 82.1, "dann": 91.7, "cdan": 96.0},
+         ("usps", "mnist"): {"source_only": 74.6, "dann": 95.2, "cdan": 97.7}}
+
+
+def pct(m: float, lo: float, hi: float) -> str:
+    return f"{100 * m:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def main(root: str) -> None:
+    runs, _ = load_runs(Path(root))
+    acc: dict = defaultdict(dict)  # (source, target, method) -> {seed: metrics}
+    for r in runs:
+        key = (r.config["source.name"], r.config["target.name"], r.config["method.name"])
+        acc[key][r.seed] = r.metrics
+    print("| direction | method | seeds | target acc. (final) | Δ vs source_only "
+          "(paired) | target acc. (source-val selected) | oracle (target test selected) | "
+          "TLlib |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (src, tgt, method), by_seed in sorted(acc.items()):
+        seeds = sorted(by_seed)
+        row = [f"{src} → {tgt}", method, str(len(seeds))]
+        row.append(pct(*mean_ci(by_seed[s][METRICS["final"]] for s in seeds)))
+        base = acc.get((src, tgt, "source_only"), {})
+        paired = [s for s in seeds if s in base]
+        if method != "source_only" and len(paired) > 1:
+            diffs = [by_seed[s][METRICS["final"]] - base[s][METRICS["final"]] for s in paired]
+            m, lo, hi = mean_ci(diffs)
+            row.append(f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                       + (" ✓" if lo > 0 else ""))
+        else:
+            row.append("—")
+        for k in ("honest", "oracle"):
+            row.append(pct(*mean_ci(by_seed[s][METRICS[k]] for s in seeds)))
+        row.append(str(TLLIB.get((src, tgt), {}).get(method, "—")))
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "experiments/digits_da/runs")
