@@ -1,7 +1,7 @@
 """Result table of the digits DA study: target test accuracy per method and direction, mean
 and 95% CI over seeds, and the paired (by seed) difference to source_only with its 95% CI.
 
-    python experiments/digits_da/table.py experiments/digits_da/runs > experiments/digits_da/results.md
+    python experiments/digits_da/table.py experiments/digits_da/runs
 """
 
 from __future__ import annotations
