@@ -28,17 +28,20 @@ def main(root: str) -> None:
     runs, _ = load_runs(Path(root))
     acc: dict = defaultdict(dict)  # (source, target, method) -> {seed: metrics}
     for r in runs:
-        key = (r.config["source.name"], r.config["target.name"], r.config["method.name"])
+        key = (r.config["source.name"], r.config["target.name"], r.config["method.name"],
+               int(r.config["trainer.steps"]))
         acc[key][r.seed] = r.metrics
-    print("| direction | method | seeds | target acc. (final) | Δ vs source_only "
+    print("| direction | method | steps | seeds | target acc. (final) | Δ vs source_only "
           "(paired) | target acc. (source-val selected) | oracle (target test selected) | "
           "TLlib |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (src, tgt, method), by_seed in sorted(acc.items()):
+    print("|---|---|---|---|---|---|---|---|---|")
+    order = {"source_only": 0, "dann": 1, "cdan": 2}
+    for (src, tgt, method, steps), by_seed in sorted(
+            acc.items(), key=lambda kv: (kv[0][:2], -kv[0][3], order.get(kv[0][2], 9), kv[0][2])):
         seeds = sorted(by_seed)
-        row = [f"{src} → {tgt}", method, str(len(seeds))]
+        row = [f"{src} → {tgt}", method, str(steps), str(len(seeds))]
         row.append(pct(*mean_ci(by_seed[s][METRICS["final"]] for s in seeds)))
-        base = acc.get((src, tgt, "source_only"), {})
+        base = acc.get((src, tgt, "source_only", steps), {})
         paired = [s for s in seeds if s in base]
         if method != "source_only" and len(paired) > 1:
             diffs = [by_seed[s][METRICS["final"]] - base[s][METRICS["final"]] for s in paired]
