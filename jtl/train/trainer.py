@@ -112,6 +112,10 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
     tcfg = cfg["trainer"]
     total = int(tcfg["steps"])
     summary_path = workdir / "summary.json"
+    hydra_cfg = workdir / ".hydra" / "config.yaml"
+    if not hydra_cfg.exists():  # called from Python: keep the run dir contract for load_run
+        hydra_cfg.parent.mkdir(exist_ok=True)
+        OmegaConf.save(OmegaConf.create(cfg), hydra_cfg)
 
     source, target = load_domains(cfg)
     method: Method = build_method(cfg["method"])
@@ -225,4 +229,8 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
         "wall_time_s": time.time() - t0,
     }
     atomic_write_json(summary_path, summary)
+    if cfg.get("measure"):  # `+measure=[pad,mmd]`: measures.json beside the summary
+        from jtl.measures.run import measure_run
+
+        measure_run(workdir, cfg["measure"])
     return summary
