@@ -6,6 +6,7 @@ and 95% CI over seeds, and the paired (by seed) difference to source_only with i
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +22,8 @@ TLLIB = {("mnist", "usps"): {"source_only": 82.1, "dann": 91.7, "cdan": 96.0},
 
 
 def pct(m: float, lo: float, hi: float) -> str:
+    if not math.isfinite(lo):  # one seed: no interval
+        return f"{100 * m:.1f}"
     return f"{100 * m:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
@@ -43,11 +46,13 @@ def main(root: str) -> None:
         row.append(pct(*mean_ci(by_seed[s][METRICS["final"]] for s in seeds)))
         base = acc.get((src, tgt, "source_only", steps), {})
         paired = [s for s in seeds if s in base]
+        diffs = [by_seed[s][METRICS["final"]] - base[s][METRICS["final"]] for s in paired]
         if method != "source_only" and len(paired) > 1:
-            diffs = [by_seed[s][METRICS["final"]] - base[s][METRICS["final"]] for s in paired]
             m, lo, hi = mean_ci(diffs)
             row.append(f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
                        + (" ✓" if lo > 0 else ""))
+        elif method != "source_only" and paired:
+            row.append(f"{100 * diffs[0]:+.1f} (1 seed)")
         else:
             row.append("—")
         for k in ("honest", "oracle"):
