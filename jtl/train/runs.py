@@ -41,13 +41,13 @@ def load_config(run_dir: str | Path) -> dict:
 
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     """Rebuild a run's network and fill it with its latest (or `step`'s) checkpoint."""
-    from jtl.train.trainer import load_domains
+    from jtl.train.trainer import init_seed, load_domains
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
     source, target = load_domains(cfg)
     method = build_method(cfg["method"])
-    net = build_network(cfg["model"], source.num_classes, method, int(cfg["seed"]))
+    net = build_network(cfg["model"], source.num_classes, method, init_seed(cfg))
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
     with ckpt.manager(run_dir / "checkpoints") as mngr:

@@ -82,6 +82,15 @@ def boundaries(total: int, every: list[int]) -> list[int]:
     return sorted(marks)
 
 
+def init_seed(cfg: Mapping[str, Any]) -> int:
+    """Seed of the fresh parameters. A run started from another run's checkpoint draws its
+    non-loaded parameters (a new head) from another stream than a from-scratch run of the same
+    seed: otherwise the "new" head would be the source run's own initial head, which the
+    loaded backbone co-adapted with."""
+    seed = int(cfg["seed"])
+    return seed + 1_000_003 if cfg.get("init_from") else seed
+
+
 def _plain(cfg: Any) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
@@ -120,7 +129,11 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
     source, target = load_domains(cfg)
     method: Method = build_method(cfg["method"])
     seed = int(cfg["seed"])
-    net = build_network(cfg["model"], source.num_classes, method, seed)
+    if cfg.get("measure"):  # unknown measure names fail now, not after training
+        from jtl.measures.run import split_ntg
+
+        split_ntg(cfg["measure"])
+    net = build_network(cfg["model"], source.num_classes, method, init_seed(cfg))
     has_conv = type(net.backbone).has_conv
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
@@ -232,5 +245,8 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
     if cfg.get("measure"):  # `+measure=[pad,mmd]`: measures.json beside the summary
         from jtl.measures.run import measure_run
 
-        measure_run(workdir, cfg["measure"])
+        try:
+            measure_run(workdir, cfg["measure"])
+        except JtlError as e:  # training did complete: keep its summary
+            log.error("measures failed (the run itself completed): %s", e)
     return summary
