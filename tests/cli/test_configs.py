@@ -38,3 +38,10 @@ def test_every_group_option_composes(group, option):
 def test_domain_group_serves_source_and_target(domain):
     cfg = compose_cfg([f"domain@source={domain}", f"domain@target={domain}"])
     assert cfg.source.name == cfg.target.name
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_command_line_presets_win_over_experiment_files(experiment):
+    """`experiment=... trainer=debug` must be a seconds-long run, not the experiment's length."""
+    debug = compose_cfg(["trainer=debug"]).trainer.steps
+    assert compose_cfg([f"experiment={experiment}", "trainer=debug"]).trainer.steps == debug
