@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from measure_arrays import F6, Y6
 
 from jtl.measures.hscore import hscore
 
-F = np.array([
-    [1.0, 0.5, -0.2],
-    [0.8, 0.1, 0.3],
-    [-0.5, 1.2, 0.0],
-    [-0.9, 0.7, 0.4],
-    [0.2, -1.0, 1.1],
-    [0.4, -0.6, 0.9],
-])
-Y = np.array([0, 0, 1, 1, 2, 2])
+F, Y = F6, Y6
 
 
 def hscore_by_loops(f: np.ndarray, y: np.ndarray) -> float:

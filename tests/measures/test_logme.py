@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from measure_arrays import F6, Y6
 from scipy import optimize, stats
 
 from jtl.measures.logme import log_max_evidence, logme
@@ -22,16 +23,6 @@ def max_evidence_direct(f: np.ndarray, y: np.ndarray) -> float:
                              options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 10000})
     return -best.fun / n
 
-
-F6 = np.array([
-    [1.0, 0.5, -0.2],
-    [0.8, 0.1, 0.3],
-    [-0.5, 1.2, 0.0],
-    [-0.9, 0.7, 0.4],
-    [0.2, -1.0, 1.1],
-    [0.4, -0.6, 0.9],
-])
-Y6 = np.array([0, 0, 1, 1, 2, 2])
 
 
 def test_single_target_matches_direct_maximisation() -> None:
