@@ -168,7 +168,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
     eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])
     ckpt_every = int(tcfg["checkpoint_every"])
 
-    def run_evals(step: int, params: Any) -> dict[str, float]:
+    def run_evals(params: Any) -> dict[str, float]:
         out = {}
         for name, split in [("source/val", source.val), ("source/test", source.test),
                             ("target/val", target.val), ("target/test", target.test)]:
@@ -209,7 +209,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
                 raise JtlError(f"the training loss is {row['train/loss']} at step {mark}: lower "
                                "optim.lr or a method's weight")
         if mark % eval_every == 0 or mark == total:
-            last_eval = run_evals(mark, state["params"])
+            last_eval = run_evals(state["params"])
             row.update(last_eval)
         if row:
             writer.write(mark, row)
@@ -237,7 +237,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
         "model": cfg["model"]["name"],
         "steps_per_call": spc,
         "num_params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(state["params"]))),
-        **{k: v for k, v in last_eval.items()},
+        **last_eval,
         **_selection(writer.rows, "target" if "target/y" in method.uses else "source"),
         "wall_time_s": time.time() - t0,
     }
