@@ -99,17 +99,11 @@ def _is_metric(key: str) -> bool:
 
 
 def _load_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.exists():
+    if not (run_dir / ".hydra" / "config.yaml").exists():
         return {}
-    from omegaconf import OmegaConf
+    from jtl.train.runs import load_config
 
-    cfg = OmegaConf.load(path)
-    try:
-        plain = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
-        plain = OmegaConf.to_container(cfg, resolve=False)
-    flat = flatten(plain or {})
+    flat = flatten(load_config(run_dir) or {})
     if flat.get("init_from") is not None:
         flat["init_from"] = "set"
     return flat

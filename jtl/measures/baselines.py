@@ -45,16 +45,9 @@ Launcher = Callable[[list[str], Path], None]
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """A run dir's composed config (`.hydra/config.yaml`) as plain containers."""
-    from omegaconf import OmegaConf
+    from jtl.train.runs import load_config
 
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise JtlError(f"{run_dir} is not a jtl run dir: {path} is missing")
-    cfg = OmegaConf.load(path)
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except Exception:  # an interpolation that needs Hydra's runtime
-        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+    return load_config(run_dir)
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -33,10 +33,15 @@ class Run:
 
 
 def load_config(run_dir: str | Path) -> dict:
+    """A run dir's composed config (`.hydra/config.yaml`) as plain containers."""
     path = Path(run_dir) / ".hydra" / "config.yaml"
     if not path.exists():
         raise JtlError(f"{run_dir} is not a jtl run dir: {path} is missing")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    cfg = OmegaConf.load(path)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
+        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:

@@ -22,6 +22,13 @@ from jtl.train.data import draw
 State = dict[str, Any]
 
 
+def step_keys(run_key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(batch key, loss key) of step `step`; the streamed path draws its batches with the same
+    batch key, so both paths train on the same examples."""
+    key = jax.random.fold_in(run_key, step)
+    return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+
+
 def init_state(params: Any, tx: optax.GradientTransformation) -> State:
     return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
@@ -52,9 +59,9 @@ def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool) -> 
     """
 
     def one(state, data, run_key):
-        key = jax.random.fold_in(run_key, state["step"])
-        batch = data if streamed else draw(data, jax.random.fold_in(key, 0), batch_size)
-        return step(state, batch, jax.random.fold_in(key, 1))
+        batch_key, loss_key = step_keys(run_key, state["step"])
+        batch = data if streamed else draw(data, batch_key, batch_size)
+        return step(state, batch, loss_key)
 
     def chunk(state, data, run_key):
         if length == 1:

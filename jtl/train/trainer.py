@@ -29,7 +29,7 @@ from jtl.train import checkpoint as ckpt
 from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
 from jtl.train.optim import build_optimizer
-from jtl.train.step import init_state, make_chunk, make_step
+from jtl.train.step import init_state, make_chunk, make_step, step_keys
 from jtl.train.writer import MetricWriter, atomic_write_json
 
 log = logging.getLogger("jtl")
@@ -190,8 +190,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
                 chunks[n] = jax.jit(make_chunk(step_fn, batch_size, n, streamed),
                                     donate_argnums=0)
             if streamed:
-                keys = jax.vmap(lambda t: jax.random.fold_in(run_key, t))(step + np.arange(n))
-                keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
+                keys = jax.vmap(lambda t: step_keys(run_key, t)[0])(step + np.arange(n))
                 batch = host_batches(data, keys, batch_size)
                 state, metrics = chunks[n](state, batch, run_key)
             else:
