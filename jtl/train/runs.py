@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 
 from jtl.domains import Domain
 from jtl.errors import JtlError
-from jtl.methods import Method, build_method
-from jtl.models import Network, build_network
+from jtl.methods import Method
+from jtl.models import Network
 from jtl.train import checkpoint as ckpt
 
 
@@ -46,13 +46,11 @@ def load_config(run_dir: str | Path) -> dict:
 
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     """Rebuild a run's network and fill it with its latest (or `step`'s) checkpoint."""
-    from jtl.train.trainer import init_seed, load_domains
+    from jtl.train.trainer import build
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    source, target = load_domains(cfg)
-    method = build_method(cfg["method"])
-    net = build_network(cfg["model"], source.num_classes, method, init_seed(cfg))
+    source, target, method, net = build(cfg)
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
     with ckpt.manager(run_dir / "checkpoints") as mngr:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from jtl.domains import Domain, LoadContext, build_domain
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
-from jtl.models import build_network
+from jtl.models import Network, build_network
 from jtl.train import checkpoint as ckpt
 from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
@@ -82,6 +82,15 @@ def boundaries(total: int, every: list[int]) -> list[int]:
     return sorted(marks)
 
 
+def build(cfg: Mapping[str, Any]) -> tuple[Domain, Domain, Method, Network]:
+    """Domains, method and a freshly initialised network of a run's config: shared by training
+    and by `load_run`, so a reopened run is the network that was trained."""
+    source, target = load_domains(cfg)
+    method = build_method(cfg["method"])
+    net = build_network(cfg["model"], source.num_classes, method, init_seed(cfg))
+    return source, target, method, net
+
+
 def init_seed(cfg: Mapping[str, Any]) -> int:
     """Seed of the fresh parameters. A run started from another run's checkpoint draws its
     non-loaded parameters (a new head) from another stream than a from-scratch run of the same
@@ -126,14 +135,12 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
         hydra_cfg.parent.mkdir(exist_ok=True)
         OmegaConf.save(OmegaConf.create(cfg), hydra_cfg)
 
-    source, target = load_domains(cfg)
-    method: Method = build_method(cfg["method"])
-    seed = int(cfg["seed"])
     if cfg.get("measure"):  # unknown measure names fail now, not after training
         from jtl.measures.run import split_ntg
 
         split_ntg(cfg["measure"])
-    net = build_network(cfg["model"], source.num_classes, method, init_seed(cfg))
+    source, target, method, net = build(cfg)
+    seed = int(cfg["seed"])
     has_conv = type(net.backbone).has_conv
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
