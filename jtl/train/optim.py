@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from jtl.errors import JtlError
@@ -14,14 +15,27 @@ from jtl.models.base import param_paths
 
 
 def schedule(cfg: Mapping[str, Any], total_steps: int) -> optax.Schedule:
+    """Learning rate as a function of optax's update count s = 0 .. total_steps - 1 (the count
+    of updates before the current one: the last step sees s = total_steps - 1).
+
+    `warmup` steps ramp linearly from 0 to lr; the main schedule then runs over the remaining
+    n = total_steps - warmup steps with its own progress p = s' / (n - 1), s' = s - warmup, so
+    `dann` (Ganin & Lempitsky 2015, lr / (1 + 10 p)^0.75) starts at lr after the warm-up and
+    ends at lr / 11^0.75 exactly at the last step, with or without warm-up. `cosine` decays to 0
+    at s' = n, one step after the last (a last step at lr 0 would be wasted).
+    """
     lr, kind, warmup = float(cfg["lr"]), cfg.get("schedule", "constant"), int(cfg.get("warmup", 0))
+    if not 0 <= warmup < max(total_steps, 1):
+        raise JtlError(f"optim.warmup must be in [0, trainer.steps), got {warmup} "
+                       f"with {total_steps} steps")
+    main_steps = total_steps - warmup
     if kind == "constant":
         main = optax.constant_schedule(lr)
     elif kind == "cosine":
-        main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
+        main = optax.cosine_decay_schedule(lr, max(main_steps, 1))
     elif kind == "dann":
-        # Ganin & Lempitsky 2015: lr_p = lr / (1 + 10 p)^0.75 over training progress p.
-        main = lambda s: lr / (1.0 + 10.0 * s / total_steps) ** 0.75  # noqa: E731
+        last = max(main_steps - 1, 1)
+        main = lambda s: lr / (1.0 + 10.0 * jnp.minimum(s / last, 1.0)) ** 0.75  # noqa: E731
     else:
         raise JtlError(f"unknown optim.schedule '{kind}': use constant, cosine or dann")
     if warmup:

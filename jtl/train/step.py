@@ -40,7 +40,8 @@ def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransfor
         return method.loss(model, batch, key, progress)
 
     def step(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
-        progress = state["step"].astype(jnp.float32) / total_steps
+        # 0 at the first step, exactly 1 at the last (step total_steps - 1): schedules end there.
+        progress = state["step"].astype(jnp.float32) / max(total_steps - 1, 1)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["params"], batch, key, progress)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
