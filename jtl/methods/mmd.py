@@ -2,7 +2,7 @@
 
     loss = CE(source) + weight * (MKMMD_u^2(f_s, f_t) [+ MKMMD_u^2(logits_s, logits_t)])
 
-MK-MMD is the unbiased multi-Gaussian-kernel estimate of `jtl.measures.mmd` (kernel_num
+MK-MMD is the unbiased multi-Gaussian-kernel estimate of `jtl.discrepancy` (kernel_num
 bandwidths spaced by kernel_mul around the mean pairwise distance). DAN adapts several
 task-specific layers; `on_logits: true` adds the classifier output layer to the backbone
 features. The unbiased estimate can dip slightly below 0 (it is 0 in expectation when the
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from jtl.discrepancy import mk_mmd
 from jtl.errors import JtlError
-from jtl.measures.mmd import mk_mmd
 from jtl.methods.base import METHODS
 from jtl.methods.transductive import Transductive
 

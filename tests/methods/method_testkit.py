@@ -97,6 +97,25 @@ def target_bce(z: jax.Array) -> jax.Array:
     return jax.nn.softplus(z)
 
 
+def np_forward(params: Any, x: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(features, logits) of the Tiny network in float64 numpy: the reference side of a test."""
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), nnx.to_pure_dict(params))
+    f = np.asarray(x, np.float64) @ p["backbone"]["kernel"] + p["backbone"]["bias"]
+    return f, f @ p["head"]["kernel"] + p["head"]["bias"]
+
+
+def np_softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def np_ce(logits: np.ndarray, y: Any) -> float:
+    """Mean softmax cross-entropy, in numpy."""
+    p = np_softmax(logits)
+    y = np.asarray(y)
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+
 def assert_tree_close(a: Any, b: Any, atol: float = 1e-6) -> None:
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=atol, rtol=1e-5), a, b)
 

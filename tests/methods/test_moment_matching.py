@@ -1,11 +1,22 @@
 """CORAL and MMD (DAN) methods: no penalty when the domains coincide, a growing one as they
-drift apart, and the penalty trains the backbone (not the head, unless asked)."""
+drift apart, CORAL equal to the paper's formula on its layer, and a feature penalty trains the
+backbone (not the head, unless asked)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from method_testkit import assert_tree_close, evaluate, make_batch, tiny, tree_norm
+from method_testkit import (
+    CLASSES,
+    FEATURES,
+    assert_tree_close,
+    evaluate,
+    make_batch,
+    np_ce,
+    np_forward,
+    tiny,
+    tree_norm,
+)
 
 from jtl.errors import JtlError
 from jtl.methods.coral import CORAL
@@ -46,7 +57,41 @@ def test_mmd_near_zero_for_identical_and_grows_with_mean_shift():
     assert abs(vals[0]) < 0.5 * vals[1]
 
 
-@pytest.mark.parametrize("method", [CORAL(weight=1.0), MMD(weight=1.0)], ids=["coral", "mmd"])
+def np_cov(a: np.ndarray) -> np.ndarray:
+    """The paper's C = (X^T X - (1^T X)^T (1^T X) / n) / (n - 1)."""
+    n = len(a)
+    s = a.sum(0, keepdims=True)
+    return (a.T @ a - s.T @ s / n) / (n - 1)
+
+
+@pytest.mark.parametrize("layer", ["logits", "features"])
+def test_coral_matches_the_paper_formula_on_its_layer(layer):
+    method = CORAL(weight=0.7, layer=layer)
+    graphdef, params = tiny(method)
+    batch = make_batch(n_s=8, n_t=7, shift=0.5, scale=2.0)
+    loss, metrics, g = evaluate(method, graphdef, params, batch)
+    f_s, z_s = np_forward(params, batch["source"]["x"])
+    f_t, z_t = np_forward(params, batch["target"]["x"])
+    a, b = (z_s, z_t) if layer == "logits" else (f_s, f_t)
+    d = a.shape[1]
+    assert d == (CLASSES if layer == "logits" else FEATURES)
+    coral = np.sum((np_cov(a) - np_cov(b)) ** 2) / (4 * d * d)
+    np.testing.assert_allclose(metrics["coral_loss"], coral, rtol=1e-4)
+    np.testing.assert_allclose(loss, np_ce(z_s, batch["source"]["y"]) + 0.7 * coral, rtol=1e-5)
+    # on the logits the head is aligned too; on the features only the backbone
+    _, _, g_src = evaluate(SourceOnly(), graphdef, params, batch)
+    head_moved = tree_norm(np.subtract(g["head"]["kernel"], g_src["head"]["kernel"]))
+    assert (head_moved > 1e-5) == (layer == "logits")
+
+
+def test_coral_default_is_the_papers_last_layer():
+    assert CORAL().layer == "logits"
+    with pytest.raises(JtlError):
+        CORAL(layer="fc7")
+
+
+@pytest.mark.parametrize("method", [CORAL(weight=1.0, layer="features"), MMD(weight=1.0)],
+                         ids=["coral", "mmd"])
 def test_penalty_trains_backbone_not_head(method):
     graphdef, params = tiny(method)
     batch = make_batch(n_s=N, n_t=N, shift=1.0, scale=2.0)
