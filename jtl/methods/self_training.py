@@ -1,11 +1,15 @@
-"""Self-training with confident pseudo-labels (Lee 2013; FixMatch-style threshold).
+"""Self-training with confident pseudo-labels (Lee 2013; threshold and normalisation of FixMatch,
+Sohn et al. 2020).
 
-    loss = CE(source) + weight * sum_i m_i CE(logits_i, yhat_i) / max(sum_i m_i, 1)
+    loss = CE(source) + weight * (1/B) sum_i m_i CE(logits_i, yhat_i)
 
-over the target batch, with yhat_i = argmax p_i and m_i = [max p_i >= threshold], both computed
-under stop_gradient: the pseudo-labels are targets, not something the loss may move. Samples
-below the threshold contribute nothing; with none confident the term is exactly 0. Target
-labels are never read (`uses` has no `target/y`).
+over the target batch of size B, with yhat_i = argmax p_i and m_i = [max p_i >= threshold], both
+computed under stop_gradient: the pseudo-labels are targets, not something the loss may move.
+As in FixMatch the masked sum is divided by the batch size, not by the confident count, so
+the term grows as more target samples become confident instead of giving the first few
+confident samples the full weight (dividing by sum m_i made one confident sample weigh as
+much as a whole batch). With none confident the term is exactly 0. Target labels are never
+read (`uses` has no `target/y`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from jtl.methods.transductive import Transductive
 
 
 def pseudo_label_loss(logits: jax.Array, threshold: float) -> tuple[jax.Array, jax.Array]:
-    """Masked mean CE against confident argmax pseudo-labels, and the confident fraction."""
+    """(1/B) sum_i m_i CE_i against confident argmax pseudo-labels, and the confident fraction."""
     probs = jax.nn.softmax(jax.lax.stop_gradient(logits), -1)
     pseudo = jnp.argmax(probs, -1)
     mask = (jnp.max(probs, -1) >= threshold).astype(logits.dtype)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, pseudo)
-    return jnp.sum(mask * ce) / jnp.maximum(jnp.sum(mask), 1.0), jnp.mean(mask)
+    return jnp.mean(mask * ce), jnp.mean(mask)
 
 
 @METHODS.register("self_training")

@@ -26,20 +26,30 @@ def test_uses_no_target_labels():
     assert np.isfinite(float(loss))
 
 
-def test_masked_mean_over_confident_samples_only():
+def test_confident_samples_summed_and_divided_by_the_batch_size():
+    # FixMatch: sum over the 2 confident rows / B (= 3), not / the confident count (2)
     loss, frac = loss_fn(LOGITS, 0.9)
     logp = jax.nn.log_softmax(LOGITS)
-    np.testing.assert_allclose(loss, -(logp[0, 0] + logp[2, 1]) / 2, rtol=1e-5)
+    np.testing.assert_allclose(loss, -(logp[0, 0] + logp[2, 1]) / 3, rtol=1e-5)
     np.testing.assert_allclose(frac, 2 / 3, rtol=1e-6)
     # the unconfident row neither changes the loss nor receives a gradient
     other = LOGITS.at[1].set(jnp.asarray([0.1, 0.3]))
     np.testing.assert_allclose(loss_fn(other, 0.9)[0], loss, rtol=1e-5)
     g = grad_fn(LOGITS, 0.9)
     np.testing.assert_array_equal(g[1], 0.0)
-    # confident rows: (softmax - onehot(pseudo-label)) / #confident, pseudo-labels held fixed
+    # confident rows: (softmax - onehot(pseudo-label)) / B, pseudo-labels held fixed
     p = jax.nn.softmax(LOGITS)
-    np.testing.assert_allclose(g[0], (p[0] - jnp.asarray([1.0, 0.0])) / 2, rtol=1e-5)
-    np.testing.assert_allclose(g[2], (p[2] - jnp.asarray([0.0, 1.0])) / 2, rtol=1e-5)
+    np.testing.assert_allclose(g[0], (p[0] - jnp.asarray([1.0, 0.0])) / 3, rtol=1e-5)
+    np.testing.assert_allclose(g[2], (p[2] - jnp.asarray([0.0, 1.0])) / 3, rtol=1e-5)
+
+
+def test_one_confident_sample_weighs_one_batch_share():
+    # a confident sample's contribution does not depend on how many others are confident
+    one = LOGITS.at[2].set(jnp.asarray([0.0, 0.1]))  # only row 0 confident
+    logp = jax.nn.log_softmax(one)
+    loss, frac = loss_fn(one, 0.9)
+    np.testing.assert_allclose(loss, -logp[0, 0] / 3, rtol=1e-5)
+    np.testing.assert_allclose(frac, 1 / 3, rtol=1e-6)
 
 
 def test_safe_when_nothing_is_confident():
