@@ -128,23 +128,30 @@ class WithDiscriminator(Transductive):
 SCHEDULES = ("dann", "constant")
 
 
+def check_schedule(schedule: str) -> None:
+    if schedule not in SCHEDULES:
+        raise JtlError(f"method.schedule must be one of {SCHEDULES}, got '{schedule}'")
+
+
+def reversal_coeff(schedule: str, gamma: float, progress: jax.Array) -> jax.Array:
+    """The GRL coefficient at progress p: "dann" ramps 2/(1+exp(-gamma p)) - 1 from 0 to ~1,
+    "constant" is 1 throughout."""
+    progress = jnp.asarray(progress, jnp.float32)
+    if schedule == "constant":
+        return jnp.ones_like(progress)
+    return dann_lambda(progress, gamma)
+
+
 @dataclasses.dataclass(frozen=True)
 class GradientReversal(WithDiscriminator):
-    """Adversarial through a GRL whose coefficient follows `schedule`: "dann" ramps
-    2/(1+exp(-gamma p)) - 1 over progress p, "constant" is 1 throughout."""
+    """Adversarial through a GRL whose coefficient follows `schedule` (`reversal_coeff`)."""
 
     gamma: float = 10.0
     schedule: str = "dann"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.schedule not in SCHEDULES:
-            raise JtlError(f"method.schedule must be one of {SCHEDULES}, got '{self.schedule}'")
-
-    def grl_coeff(self, progress: jax.Array) -> jax.Array:
-        if self.schedule == "constant":
-            return jnp.ones_like(jnp.asarray(progress, jnp.float32))
-        return dann_lambda(jnp.asarray(progress, jnp.float32), self.gamma)
+        check_schedule(self.schedule)
 
     def adversarial(
         self,
@@ -155,12 +162,11 @@ class GradientReversal(WithDiscriminator):
         w_s: jax.Array | None = None,
         w_t: jax.Array | None = None,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """weight * L_dom(D(GRL(h))): D minimises the domain loss, whatever produced h
-        maximises it with strength coeff * weight."""
-        coeff = self.grl_coeff(progress)
+        """L_dom(D(GRL(h))), unweighted: D minimises the domain loss, whatever produced h
+        maximises it with strength coeff (times the method's `weight` where it is applied)."""
+        coeff = reversal_coeff(self.schedule, self.gamma, progress)
         d = model.disc(gradient_reversal(jnp.concatenate([h_s, h_t]), coeff))
         n = h_s.shape[0]
         d_s, d_t = d[:n], d[n:]
         dom = domain_loss(d_s, d_t, w_s, w_t)
-        metrics = {"domain_loss": dom, "domain_acc": domain_accuracy(d_s, d_t), "lambda": coeff}
-        return self.weight * dom, metrics
+        return dom, {"domain_loss": dom, "domain_acc": domain_accuracy(d_s, d_t), "lambda": coeff}

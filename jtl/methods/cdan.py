@@ -77,4 +77,5 @@ class CDAN(GradientReversal):
             w_s, w_t = entropy_weights(out.logits_s), entropy_weights(out.logits_t)
         else:
             w_s = w_t = None
-        return self.adversarial(model, h_s, h_t, progress, w_s, w_t)
+        dom, metrics = self.adversarial(model, h_s, h_t, progress, w_s, w_t)
+        return self.weight * dom, metrics

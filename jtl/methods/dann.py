@@ -19,4 +19,5 @@ from jtl.methods.base import METHODS
 @dataclasses.dataclass(frozen=True)
 class DANN(GradientReversal):
     def adaptation(self, model, out, key, progress):
-        return self.adversarial(model, out.f_s, out.f_t, progress)
+        dom, metrics = self.adversarial(model, out.f_s, out.f_t, progress)
+        return self.weight * dom, metrics
