@@ -55,7 +55,7 @@ def test_each_key_overridable(path):
         if isinstance(value, bool):
             new = not value
         elif isinstance(value, str):
-            new = "constant" if key == "schedule" else value
+            new = {"schedule": "constant", "layer": "features"}[key]
         else:
             new = value / 2 if key == "threshold" else type(value)(value * 2)
         assert getattr(build_method({**cfg, key: new}), key) == new
@@ -70,6 +70,10 @@ def test_each_key_overridable(path):
         {"name": "mmd", "kernel_num": 0},
         {"name": "coral", "wieght": 1.0},
         {"name": "domain_confusion", "disc_hidden": 0},
+        {"name": "coral", "layer": "fc7"},
+        {"name": "mcc", "temperature": 0.0},
+        {"name": "mdd", "margin": -1.0},
+        {"name": "mdd", "schedule": "linear"},
     ],
 )
 def test_bad_values_are_user_errors(bad):

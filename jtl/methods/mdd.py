@@ -1,0 +1,79 @@
+"""MDD, Margin Disparity Discrepancy (Zhang et al. 2019, "Bridging theory and algorithm for
+domain adaptation"): an adversarial classifier f' measures how much a second hypothesis can
+agree with the head f on source yet disagree with it on target; the features shrink that gap.
+
+With yhat = argmax of the head's logits (a constant: f is not trained by this term) and
+p' = softmax(f'(features)), the discrepancy with margin gamma is
+
+    D = gamma * E_s log p'[yhat_s] + E_t log(1 - p'[yhat_t])
+
+    loss = CE(source) + weight * transfer,   transfer = -D
+         = CE(source) + weight * (gamma * CE(f'_s, yhat_s) - E_t log(1 - p'[yhat_t]))
+
+f' (`adv/`, a linear head like `head/`: MDD's f' ranges over the same hypothesis class) sees
+the features through a gradient reversal layer: it descends `transfer`, i.e. *maximises* D,
+while the backbone receives -coeff * weight * d transfer / d features, i.e. minimises D.
+coeff = grl_max * (2 / (1 + exp(-gamma_grl p)) - 1) over progress p (`schedule: dann`), TLlib's
+warm-start GRL with its ceiling hi = 0.1. log(1 - p') is computed as a log-sum-exp over the
+other classes, which is finite without TLlib's 1e-6 shift. Defaults are TLlib's
+(`tllib/alignment/mdd.py`, digits recipe): margin 4, weight 1, grl_max 0.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jtl.errors import JtlError
+from jtl.methods.adversarial import check_schedule, gradient_reversal, reversal_coeff
+from jtl.methods.base import METHODS
+from jtl.methods.transductive import Transductive
+
+
+def log1m_softmax(logits: jax.Array, label: jax.Array) -> jax.Array:
+    """log(1 - softmax(logits)[label]) per row, as logsumexp over the other classes minus
+    logsumexp over all: exact, and finite however confident the row is."""
+    others = jnp.where(jax.nn.one_hot(label, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+    return jax.nn.logsumexp(others, -1) - jax.nn.logsumexp(logits, -1)
+
+
+def disparity(logits_s: jax.Array, adv_s: jax.Array, logits_t: jax.Array, adv_t: jax.Array,
+              margin: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(transfer = -D, source CE of f' against yhat_s, target mean log(1 - p'[yhat_t]))."""
+    yhat_s = jnp.argmax(jax.lax.stop_gradient(logits_s), -1)
+    yhat_t = jnp.argmax(jax.lax.stop_gradient(logits_t), -1)
+    src = optax.softmax_cross_entropy_with_integer_labels(adv_s, yhat_s).mean()
+    tgt = log1m_softmax(adv_t, yhat_t).mean()
+    return margin * src - tgt, src, tgt
+
+
+@METHODS.register("mdd")
+@dataclasses.dataclass(frozen=True)
+class MDD(Transductive):
+    margin: float = 4.0
+    grl_max: float = 0.1
+    gamma: float = 10.0
+    schedule: str = "dann"
+
+    def __post_init__(self) -> None:
+        if not self.margin > 0 or self.grl_max < 0:
+            raise JtlError(f"method.margin must be > 0 and method.grl_max >= 0, "
+                           f"got {self.margin} and {self.grl_max}")
+        check_schedule(self.schedule)
+
+    def modules(self, feature_dim, num_classes, rngs):
+        return {"adv": nnx.Linear(feature_dim, num_classes, rngs=rngs)}
+
+    def adaptation(self, model, out, key, progress):
+        coeff = self.grl_max * reversal_coeff(self.schedule, self.gamma, progress)
+        adv = model.adv(gradient_reversal(jnp.concatenate([out.f_s, out.f_t]), coeff))
+        n = out.f_s.shape[0]
+        transfer, src, tgt = disparity(out.logits_s, adv[:n], out.logits_t, adv[n:],
+                                       self.margin)
+        metrics = {"mdd_loss": transfer, "adv_source_ce": src, "adv_target_log1mp": tgt,
+                   "lambda": coeff}
+        return self.weight * transfer, metrics
