@@ -16,29 +16,20 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
-# MNIST offline: 8000 train / 2000 test out of the 10k official test images. The t10k file's
-# first and last 5000 come from different writer populations, so the split is a fixed
-# permutation, not a cut. The legacy RandomState stream is frozen by NumPy (NEP 19).
-MNIST_SPLIT_SEED = 0
-MNIST_NUM_TRAIN = 8000
-
 _INSTRUCTIONS = "Files are read from the folder given as `manual_dir` (jtl's `paths.data_dir`)."
 
 
-def _read_idx(path: Path, magic: int, shape: tuple[int, ...]) -> np.ndarray:
-    """An IDX file (MNIST's format: big-endian header, then raw uint8) -> array."""
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """A gzipped IDX file of uint8 (MNIST's format: magic 0x0000080N, N big-endian sizes, then
+    the raw bytes) -> array of the shape its header states."""
     with gzip.open(path, "rb") as f:
         data = f.read()
-    header = np.frombuffer(data[: 4 * (1 + len(shape))], dtype=">u4")
-    if header[0] != magic or tuple(header[1:]) != shape:
-        raise ValueError(f"{path}: unexpected IDX header {header.tolist()}")
-    return np.frombuffer(data[4 * (1 + len(shape)):], dtype=np.uint8).reshape(shape)
-
-
-def mnist_split_indices() -> dict[str, np.ndarray]:
-    """Which t10k indices form the offline train and test splits (each sorted)."""
-    perm = np.random.RandomState(MNIST_SPLIT_SEED).permutation(10_000)
-    return {"train": np.sort(perm[:MNIST_NUM_TRAIN]), "test": np.sort(perm[MNIST_NUM_TRAIN:])}
+    header = np.frombuffer(data[: 4 * (1 + ndim)], dtype=">u4")
+    shape = tuple(int(n) for n in header[1:])
+    if header[0] != 0x800 + ndim or len(data) != 4 * (1 + ndim) + int(np.prod(shape)):
+        raise ValueError(f"{path}: not a {ndim}-d uint8 IDX file (header {header.tolist()}, "
+                         f"{len(data)} bytes)")
+    return np.frombuffer(data, dtype=np.uint8, offset=4 * (1 + ndim)).reshape(shape)
 
 
 class _OfflineBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -68,20 +59,25 @@ class _OfflineBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 class JtlMnistOffline(_OfflineBuilder):
-    """Official MNIST t10k images, split 8000 train / 2000 test by a fixed permutation."""
+    """Official MNIST: the 60,000 train and 10,000 test images in their file order."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("2.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
-        "1.0.0": "t10k split 8000/2000 by RandomState(0).permutation."}
+        "1.0.0": "t10k split 8000/2000 by RandomState(0).permutation.",
+        "2.0.0": "The official split: train-* files 60000 train, t10k-* files 10000 test."}
     image_shape = (28, 28, 1)
     image_dtype = np.uint8
 
     def _split_generators(self, dl_manager: Any) -> dict[str, Any]:
         d = Path(dl_manager.manual_dir)
-        x = _read_idx(d / "t10k-images-idx3-ubyte.gz", 2051, (10_000, 28, 28))
-        y = _read_idx(d / "t10k-labels-idx1-ubyte.gz", 2049, (10_000,))
-        return {name: self._generate_examples(x[idx], y[idx], idx)
-                for name, idx in mnist_split_indices().items()}
+        out = {}
+        for split, stem in (("train", "train"), ("test", "t10k")):
+            x = read_idx(d / f"{stem}-images-idx3-ubyte.gz", 3)
+            y = read_idx(d / f"{stem}-labels-idx1-ubyte.gz", 1)
+            if x.shape[1:] != (28, 28) or len(x) != len(y):
+                raise ValueError(f"{d}: {stem} images {x.shape} do not match labels {y.shape}")
+            out[split] = self._generate_examples(x, y, np.arange(len(y)))
+        return out
 
 
 class JtlUspsOffline(_OfflineBuilder):

@@ -59,6 +59,14 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def unreadable_cache(folder: Path, error: BaseException) -> JtlError:
+    """The one-line error for a prepared copy that cannot be read (e.g. a truncated file) or
+    written (e.g. a full disk): deleting it makes the next run prepare it again."""
+    detail = (str(error).strip().splitlines() or [""])[0][:200]
+    return JtlError(f"the prepared data under {folder} cannot be used ({type(error).__name__}: "
+                    f"{detail}); delete {folder} and run again to prepare it anew.")
+
+
 def prepare_cached(builder_cls: type, tfds_dir: Path, manual_dir: Path) -> Any:
     """The builder for `tfds_dir`, prepared from `manual_dir` unless already there.
 
@@ -115,7 +123,13 @@ def load_offline(builder_name: str, ctx_data_dir: Path, tfds_dir: Path, subdir: 
     verify_files(ctx_data_dir, files, domain)
     from jtl.domains import _builders
 
-    builder = prepare_cached(getattr(_builders, builder_name), tfds_dir,
-                             Path(ctx_data_dir) / subdir)
-    sources = builder.as_data_source()
-    return {str(name): read_split(src, batched=True) for name, src in sources.items()}
+    builder_cls = getattr(_builders, builder_name)
+    try:
+        builder = prepare_cached(builder_cls, tfds_dir, Path(ctx_data_dir) / subdir)
+        sources = builder.as_data_source()
+        return {str(name): read_split(src, batched=True) for name, src in sources.items()}
+    except JtlError:
+        raise
+    except Exception as e:
+        folder = Path(tfds_dir) / builder_cls.name / str(builder_cls.VERSION)
+        raise unreadable_cache(folder, e) from e

@@ -1,9 +1,9 @@
 """The domain contract every loader fulfils, and the one path from config to arrays.
 
-A loader returns raw arrays (`RawData`); `build_domain` does everything common: the held-out
-test split (deterministic when the data set has none), resizing to the model's input shape,
-shift transforms, class-balanced subsets and the source-validation split used for honest
-model selection.
+A loader returns raw arrays (`RawData`); `build_domain` does everything common: checks on the
+arrays (`_validate.py`), the held-out test split (deterministic when the data set has none),
+the value range mapped to [0, 1], resizing to the model's input shape, class-balanced subsets,
+the validation split used for honest model selection, and shift transforms.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from jtl.domains._validate import check_arrays, check_labels, config_key, describe, to_unit
 from jtl.errors import JtlError
 from jtl.registry import Registry
 
@@ -30,6 +31,12 @@ class Split:
         return len(self.y)
 
 
+# How a domain's val split was made (`Domain.val_policy`, stated in summary.json).
+VAL_FROM_TRAIN = "val_fraction of train"
+VAL_FROM_BUDGET = "val_fraction of the per_class budget"
+VAL_NONE = "none"
+
+
 @dataclasses.dataclass(frozen=True)
 class Domain:
     name: str
@@ -37,6 +44,9 @@ class Domain:
     val: Split
     test: Split
     num_classes: int
+    # VAL_FROM_TRAIN, VAL_FROM_BUDGET (per_class: val only from the k labeled examples per
+    # class) or VAL_NONE (empty val: val_fraction 0, or a budget too small to spare any).
+    val_policy: str = VAL_FROM_TRAIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +58,9 @@ class RawData:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     num_classes: int | None = None
-    # Value that maps to 1.0 when scaling to [0, 1] (255 for uint8 images); None: infer.
-    max_value: float | None = None
+    # (lo, hi) mapped onto [0, 1], when the loader knows it (e.g. (0, 16) for sklearn digits);
+    # None: uint8 -> (0, 255), floats must lie in [0, 1], other dtypes need `value_range`.
+    value_range: tuple[float, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,14 +76,7 @@ DOMAINS: Registry[Loader] = Registry("domain", "jtl.domains", "domain")
 
 # Keys of a domain config that `build_domain` handles itself; the rest belong to the loader.
 COMMON_KEYS = ("name", "shifts", "per_class", "max_train", "val_fraction", "test_fraction",
-               "split_seed")
-
-
-def _scale(x: np.ndarray, max_value: float | None) -> np.ndarray:
-    x = x.astype(np.float32)
-    if max_value is None:
-        max_value = 255.0 if x.max(initial=0.0) > 1.0 else 1.0
-    return x / np.float32(max_value)
+               "split_seed", "value_range")
 
 
 def to_input_shape(x: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarray:
@@ -83,6 +87,8 @@ def to_input_shape(x: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarr
     if x.ndim == 3:
         x = x[..., None]
     h, w, c = input_shape
+    if len(x) == 0:
+        return np.zeros((0, h, w, c), np.float32)
     if x.shape[-1] != c:
         if x.shape[-1] == 1:
             x = np.repeat(x, c, axis=-1)
@@ -95,12 +101,24 @@ def to_input_shape(x: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarr
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def _split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
-    """Deterministic shuffle, then the last `fraction` goes to the second part."""
-    perm = np.random.default_rng(seed).permutation(len(y))
-    n_second = round(len(y) * fraction)
-    first, second = perm[: len(y) - n_second], perm[len(y) - n_second:]
-    return x[first], y[first], x[second], y[second]
+def _split_off(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices: a deterministic shuffle, then the last round(n * fraction) form the second part."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_second = round(n * fraction)
+    return perm[: n - n_second], perm[n - n_second:]
+
+
+def _split_per_class(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices: floor(fraction * n_c) of every class c to the second part, so a budget of k
+    labeled examples per class gives val only when fraction * k >= 1 (none for 1-shot)."""
+    rng = np.random.default_rng(seed)
+    first, second = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_second = int(np.floor(fraction * len(idx) + 1e-9))
+        first.append(idx[n_second:])
+        second.append(idx[:n_second])
+    return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
 
 
 def class_subset(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
@@ -110,39 +128,81 @@ def class_subset(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(idx))
 
 
+def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int,
+                 where: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train, val) indices into the train split, and how val was made.
+
+    With `per_class=k` the labeled budget is drawn first and val is carved out of it, so a
+    k-shot run reads k labels per class in all, never a val set from the rest of the data.
+    """
+    val_fraction = float(cfg.get("val_fraction", 0.1))
+    if not 0.0 <= val_fraction < 1.0:
+        raise JtlError(f"{where}: val_fraction must lie in [0, 1) (0: no validation split), "
+                       f"got {val_fraction}.")
+    per_class = cfg.get("per_class")
+    if per_class is None:
+        train, val = _split_off(len(y), val_fraction, seed + 1)
+        return train, val, VAL_FROM_TRAIN if len(val) else VAL_NONE
+    if int(per_class) < 1:
+        raise JtlError(f"{where}: per_class must be >= 1 (null: every example), got {per_class}.")
+    budget = class_subset(y, int(per_class), seed + 2)
+    train, val = _split_per_class(y[budget], val_fraction, seed + 1)
+    return budget[train], budget[val], VAL_FROM_BUDGET if len(val) else VAL_NONE
+
+
 def build_domain(
     cfg: Mapping[str, Any],
     input_shape: tuple[int, int, int],
     ctx: LoadContext,
+    role: str = "",
 ) -> Domain:
-    """Load a domain by its config (`conf/domain/<name>.yaml`) and shape it for the model."""
+    """Load a domain by its config (`conf/domain/<name>.yaml`) and shape it for the model.
+
+    `role` ("source"/"target") only names the domain in error messages.
+    """
     from jtl.domains.shifts import apply_shifts
 
     name = cfg["name"]
+    where = describe(cfg, role)
     loader = DOMAINS.get(name)
-    raw = loader({k: v for k, v in cfg.items() if k not in COMMON_KEYS}, ctx)
-    split_seed = int(cfg.get("split_seed", 0))
-    x_tr, y_tr = raw.x_train, np.asarray(raw.y_train)
-    if raw.x_test is None:
-        x_tr, y_tr, x_te, y_te = _split_off(x_tr, y_tr, float(cfg.get("test_fraction", 0.2)),
-                                            split_seed)
-    else:
-        x_te, y_te = raw.x_test, np.asarray(raw.y_test)
-    num_classes = raw.num_classes or int(max(y_tr.max(), y_te.max()) + 1)
-    x_tr = to_input_shape(_scale(x_tr, raw.max_value), input_shape)
-    x_te = to_input_shape(_scale(x_te, raw.max_value), input_shape)
-    y_tr, y_te = y_tr.astype(np.int32), y_te.astype(np.int32)
+    try:
+        raw = loader({k: v for k, v in cfg.items() if k not in COMMON_KEYS}, ctx)
+    except JtlError as e:
+        raise JtlError(f"{describe({'name': name}, role)}: {e}") from e
+    arrays = [("train", np.asarray(raw.x_train), np.asarray(raw.y_train))]
+    if raw.x_test is not None:
+        arrays.append(("test", np.asarray(raw.x_test), np.asarray(raw.y_test)))
+    ranges = check_arrays(arrays, raw.value_range, cfg.get("value_range"), role, where)
+    num_classes = raw.num_classes or int(max(y.max() for _, _, y in arrays) + 1)
+    fix = (f"Fix the labels, or set `{config_key(role, 'num_classes')}` to cover them."
+           if "num_classes" in cfg else "Fix the labels.")
+    for split, _, y in arrays:
+        check_labels(y, split, num_classes, where, fix)
 
-    val_fraction = float(cfg.get("val_fraction", 0.1))
-    x_tr, y_tr, x_va, y_va = _split_off(x_tr, y_tr, val_fraction, split_seed + 1)
-    train, val, test = Split(x_tr, y_tr), Split(x_va, y_va), Split(x_te, y_te)
+    split_seed = int(cfg.get("split_seed", 0))
+    (_, x_tr, y_tr), rng_tr = arrays[0], ranges[0]
+    if raw.x_test is None:  # hold out test_fraction, deterministically
+        keep, held = _split_off(len(y_tr), float(cfg.get("test_fraction", 0.2)), split_seed)
+        x_te, y_te, rng_te = x_tr[held], y_tr[held], rng_tr
+        x_tr, y_tr = x_tr[keep], y_tr[keep]
+        if not len(y_te):
+            raise JtlError(f"{where}: test_fraction leaves an empty test split; raise it.")
+    else:
+        (_, x_te, y_te), rng_te = arrays[1], ranges[1]
+    tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where)
+
+    def make(x: np.ndarray, y: np.ndarray, rng: tuple[float, float]) -> Split:
+        """Scaled and resized only after subsetting: a 10-shot split resizes 100 images."""
+        return Split(to_input_shape(to_unit(x, rng), input_shape), y.astype(np.int32))
+
+    train, val = make(x_tr[tr], y_tr[tr], rng_tr), make(x_tr[va], y_tr[va], rng_tr)
+    test = make(x_te, y_te, rng_te)
     train, val, test, num_classes = apply_shifts(cfg.get("shifts") or [], train, val, test,
                                                  num_classes, seed=split_seed)
-    if cfg.get("per_class") is not None:
-        keep = class_subset(train.y, int(cfg["per_class"]), split_seed + 2)
-        train = Split(train.x[keep], train.y[keep])
     if cfg.get("max_train") is not None:
         train = Split(train.x[: int(cfg["max_train"])], train.y[: int(cfg["max_train"])])
     if len(train) == 0:
-        raise JtlError(f"domain '{name}' has an empty train split after subsetting")
-    return Domain(name=name, train=train, val=val, test=test, num_classes=num_classes)
+        raise JtlError(f"{where}: the train split is empty after subsetting (per_class, "
+                       f"max_train, val_fraction); keep more examples.")
+    return Domain(name=name, train=train, val=val, test=test, num_classes=num_classes,
+                  val_policy=val_policy)

@@ -13,4 +13,5 @@ def load(cfg: Mapping[str, Any], ctx: LoadContext) -> RawData:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return RawData(x_train=d.images, y_train=d.target, num_classes=10, max_value=16.0)
+    return RawData(x_train=d.images, y_train=d.target, num_classes=10,
+                   value_range=(0.0, 16.0))

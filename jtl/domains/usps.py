@@ -18,4 +18,4 @@ def load(cfg: Mapping[str, Any], ctx: LoadContext) -> RawData:
     splits = load_offline("JtlUspsOffline", ctx.data_dir, ctx.tfds_dir, "usps", FILES, "usps")
     (x_tr, y_tr), (x_te, y_te) = splits["train"], splits["test"]
     return RawData(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10,
-                   max_value=1.0)
+                   value_range=(0.0, 1.0))

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from domain_testkit import COMMON
 
-from jtl.domains.base import DOMAINS, Domain, LoadContext, build_domain
+from jtl.domains.base import (
+    DOMAINS,
+    VAL_FROM_BUDGET,
+    VAL_FROM_TRAIN,
+    VAL_NONE,
+    Domain,
+    LoadContext,
+    build_domain,
+)
 from jtl.errors import JtlError
 
 SHAPE = (28, 28, 1)
@@ -37,26 +45,53 @@ def test_all_loaders_are_registered() -> None:
 
 def test_builds_are_deterministic(ctx: LoadContext) -> None:
     shifts = [{"name": "rotate", "degrees": 20, "random": True}, {"name": "noise", "std": 0.1}]
-    a = _digits(ctx, shifts=shifts, per_class=5)
-    b = _digits(ctx, shifts=shifts, per_class=5)
+    a = _digits(ctx, shifts=shifts, per_class=20)
+    b = _digits(ctx, shifts=shifts, per_class=20)
     assert _same(a, b)
-    c = _digits(ctx, shifts=shifts, per_class=5, split_seed=1)
-    assert not np.array_equal(a.val.y, c.val.y)
+    c = _digits(ctx, shifts=shifts, per_class=20, split_seed=1)
+    assert not np.array_equal(a.val.x, c.val.x)
 
 
-def test_mnist_per_class_subset(mnist: Domain, ctx: LoadContext) -> None:
+def _rows(*splits: object) -> set[bytes]:
+    return {x.tobytes() for s in splits for x in s.x}  # type: ignore[attr-defined]
+
+
+def test_per_class_budget_holds_train_and_val(mnist: Domain, ctx: LoadContext,
+                                              fake_mnist_sums: None) -> None:
+    """per_class=k: k labeled examples per class in all; val is carved out of them."""
     d = build_domain({"name": "mnist", **COMMON, "per_class": 10}, SHAPE, ctx)
-    assert np.bincount(d.train.y, minlength=10).tolist() == [10] * 10
-    # Only train is subset; the evaluation splits stay whole and equal to the full build's.
-    assert np.array_equal(d.val.x, mnist.val.x) and np.array_equal(d.test.x, mnist.test.x)
-    # The subset is drawn from the full train split.
-    full = {x.tobytes() for x in mnist.train.x}
-    assert all(x.tobytes() in full for x in d.train.x)
+    assert np.bincount(d.train.y, minlength=10).tolist() == [9] * 10
+    assert np.bincount(d.val.y, minlength=10).tolist() == [1] * 10
+    assert d.val_policy == VAL_FROM_BUDGET and mnist.val_policy == VAL_FROM_TRAIN
+    assert not _rows(d.train) & _rows(d.val)
+    # Drawn from the labeled data (train + val of the full build), never from test, which
+    # stays whole.
+    assert _rows(d.train, d.val) <= _rows(mnist.train, mnist.val)
+    assert np.array_equal(d.test.x, mnist.test.x)
+
+
+@pytest.mark.parametrize("k", [1, 3, 12])
+def test_few_shot_val_comes_only_from_the_budget(ctx: LoadContext, k: int) -> None:
+    """A 1-shot domain has no val (0.1 * 1 rounds down); never more than k labels a class."""
+    d = _digits(ctx, per_class=k)
+    train, val = (np.bincount(s.y, minlength=10) for s in (d.train, d.val))
+    assert (val <= 1).all() and ((train + val) == k).all()
+    assert (val == int(0.1 * k)).all()  # val_fraction 0.1 of k, rounded down
+    assert d.val_policy == (VAL_NONE if k < 10 else VAL_FROM_BUDGET)
+
+
+def test_no_validation_split(ctx: LoadContext) -> None:
+    d = _digits(ctx, val_fraction=0.0)
+    assert len(d.val) == 0 and d.val.x.shape[1:] == SHAPE and d.val_policy == VAL_NONE
+    assert len(d.train) == 1797 - round(0.2 * 1797)
+    for bad, match in [({"val_fraction": 1.0}, "val_fraction"), ({"per_class": 0}, "per_class")]:
+        with pytest.raises(JtlError, match=match):
+            _digits(ctx, **bad)
 
 
 def test_max_train_and_empty_train(ctx: LoadContext) -> None:
     assert len(_digits(ctx, max_train=50).train) == 50
-    with pytest.raises(JtlError, match="empty train split"):
+    with pytest.raises(JtlError, match="train split is empty"):
         _digits(ctx, max_train=0)
 
 

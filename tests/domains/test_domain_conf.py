@@ -21,9 +21,9 @@ def test_domain_yaml(name: str) -> None:
     assert "@package" not in path.read_text()  # used as domain@source / domain@target
     cfg = OmegaConf.load(path)
     assert cfg.name == name and name in DOMAINS.names()
-    for key in ("shifts", "per_class", "max_train", "val_fraction", "split_seed"):
+    for key in ("shifts", "per_class", "max_train", "val_fraction", "split_seed", "value_range"):
         assert key in cfg
-    assert list(cfg.shifts) == [] and cfg.per_class is None
+    assert list(cfg.shifts) == [] and cfg.per_class is None and cfg.value_range is None
 
 
 def _compose(*overrides: str) -> DictConfig:
@@ -42,6 +42,9 @@ def test_hydra_config_builds(ctx: LoadContext) -> None:
 
 def test_hydra_loader_keys() -> None:
     cfg = _compose("domain@source=tfds", "source.dataset=cifar10", "source.test_split=null",
-                   "domain@target=npz", "target.path=/data/mine.npz")
+                   "domain@target=npz", "target.path=/data/mine.npz",
+                   "target.value_range=[0,65535]")
     assert cfg.source.dataset == "cifar10" and cfg.source.test_split is None
     assert cfg.target.path == "/data/mine.npz" and cfg.target.test_fraction == 0.2
+    assert list(cfg.target.value_range) == [0, 65535]
+    assert _compose("source.backend=tfds").source.backend == "tfds"  # mnist's own key

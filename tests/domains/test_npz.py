@@ -48,9 +48,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("arrays,match", [
     ({"images": np.zeros((4, 8, 8)), "y": np.zeros(4, int)}, "lacks the arrays"),
-    ({"x": np.zeros((4, 8, 8)), "y": np.zeros(3, int)}, "has 4 examples"),
+    ({"x": np.zeros((4, 8, 8)), "y": np.zeros(3, int)}, "4 images but 3 labels"),
     ({"x": np.zeros((4, 8)), "y": np.zeros(4, int)}, "must be"),
-    ({"x": np.zeros((4, 8, 8)), "y": np.zeros(4)}, "integer labels"),
+    ({"x": np.zeros((4, 8, 8)), "y": np.zeros(4)}, "integer class ids"),
+    ({"x": np.zeros((4, 8, 8)), "y": -np.ones(4, int)}, "outside"),
     ({"x": np.zeros((4, 8, 8)), "y": np.zeros(4, int), "x_test": np.zeros((2, 8, 8))},
      "both"),
 ])
@@ -64,3 +65,20 @@ def test_not_an_npz(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_text("hello")
     with pytest.raises(JtlError, match="not a readable"):
         build_domain(_cfg(tmp_path / "junk.npz"), (28, 28, 1), _ctx(tmp_path))
+
+
+def test_value_range_and_legacy_max_value(tmp_path: Path) -> None:
+    """`value_range` maps [lo, hi] onto [0, 1]; the older `max_value: M` means [0, M]."""
+    x = np.linspace(-1.0, 3.0, 80 * 64).reshape(80, 8, 8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(80) % 4)
+    d = build_domain(_cfg("d.npz", value_range=[-1, 3], val_fraction=0.0), (8, 8, 1),
+                     _ctx(tmp_path))
+    all_x = np.concatenate([d.train.x, d.test.x])
+    assert all_x.min() == 0.0 and all_x.max() == 1.0
+    np.savez(tmp_path / "e.npz", x=(x + 1) * 4, y=np.arange(80) % 4)
+    e = build_domain(_cfg("e.npz", max_value=16, val_fraction=0.0), (8, 8, 1), _ctx(tmp_path))
+    np.testing.assert_allclose(e.train.x, d.train.x, atol=1e-6)
+    with pytest.raises(JtlError, match="lie outside"):  # a stated range must hold
+        build_domain(_cfg("d.npz", value_range=[0, 3]), (8, 8, 1), _ctx(tmp_path))
+    with pytest.raises(JtlError, match="two finite numbers"):
+        build_domain(_cfg("d.npz", value_range=[3]), (8, 8, 1), _ctx(tmp_path))

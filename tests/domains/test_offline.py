@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from domain_testkit import COMMON
 
-from jtl.domains import mnist, usps
-from jtl.domains.base import DOMAINS, LoadContext
+from jtl.domains import _builders, mnist, usps
+from jtl.domains.base import DOMAINS, LoadContext, build_domain
 from jtl.errors import JtlError
 
 
@@ -35,7 +36,7 @@ def test_corrupt_file_is_refused(name: str, rel: str, data_dir: Path, tmp_path: 
     blob[len(blob) // 2] ^= 0xFF
     (copy / rel).write_bytes(bytes(blob))
     with pytest.raises(JtlError) as e:
-        DOMAINS.get(name)({}, LoadContext(copy, tmp_path / "tfds"))
+        DOMAINS.get(name)({"backend": "offline"}, LoadContext(copy, tmp_path / "tfds"))
     expected = {**mnist.FILES, **usps.FILES}[rel]
     msg = str(e.value)
     assert "corrupt" in msg and rel in msg and expected in msg and "paths.data_dir" in msg
@@ -45,10 +46,28 @@ def test_corrupt_file_is_refused(name: str, rel: str, data_dir: Path, tmp_path: 
 @pytest.mark.parametrize("name", ["mnist", "usps"])
 def test_missing_file_says_what_to_do(name: str, tmp_path: Path) -> None:
     with pytest.raises(JtlError) as e:
-        DOMAINS.get(name)({}, LoadContext(tmp_path / "nowhere", tmp_path / "tfds"))
+        DOMAINS.get(name)({"backend": "offline"},
+                          LoadContext(tmp_path / "nowhere", tmp_path / "tfds"))
     msg = str(e.value)
     assert "missing" in msg and f"{name}/" in msg and "paths.data_dir" in msg
     assert f"source.dataset={name}" in msg  # the online alternative
+
+
+def test_corrupt_prepared_copy_says_what_to_delete(ctx: LoadContext, tmp_path: Path,
+                                                   fake_mnist_sums: None) -> None:
+    """A truncated array_record file in the cache: one line naming the folder to delete."""
+    local = LoadContext(ctx.data_dir, tmp_path)
+    DOMAINS.get("mnist")({"backend": "offline"}, local)
+    folder = tmp_path / "jtl_mnist_offline" / str(_builders.JtlMnistOffline.VERSION)
+    (record,) = folder.glob("*train.array_record*")
+    record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])
+    with pytest.raises(JtlError) as e:
+        build_domain({"name": "mnist", **COMMON}, (28, 28, 1), local, role="source")
+    msg = str(e.value)
+    assert msg.startswith("source domain 'mnist': the prepared data under") and "\n" not in msg
+    assert f"delete {folder} and run again" in msg
+    shutil.rmtree(folder)  # the advice works
+    assert len(build_domain({"name": "mnist", **COMMON}, (28, 28, 1), local).test) > 0
 
 
 _PREPARE = """

@@ -24,7 +24,8 @@ def test_raw_arrays_match_the_npz_and_are_cached(ctx: LoadContext,
         assert (raw.y_train == d["y_train"]).all()
         assert (raw.x_test[..., 0] == d["x_test"]).all()
         assert (raw.y_test == d["y_test"]).all()
-    assert raw.x_train.dtype == np.float32 and raw.max_value == 1.0 and raw.num_classes == 10
+    assert raw.x_train.dtype == np.float32 and raw.value_range == (0.0, 1.0)
+    assert raw.num_classes == 10
 
 
 def test_built_domain(usps: Domain) -> None:
