@@ -1,4 +1,4 @@
-"""Domain-adversarial building blocks shared by dann, cdan and domain_confusion.
+"""Domain-adversarial building blocks shared by dann, cdan, domain_confusion and mdd.
 
 The trainer takes one gradient of one loss and applies one optimizer step to every parameter.
 The min-max game of adversarial adaptation therefore has to be written so that each term's

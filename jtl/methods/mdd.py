@@ -3,19 +3,20 @@ domain adaptation"): an adversarial classifier f' measures how much a second hyp
 agree with the head f on source yet disagree with it on target; the features shrink that gap.
 
 With yhat = argmax of the head's logits (a constant: f is not trained by this term) and
-p' = softmax(f'(features)), the discrepancy with margin gamma is
+p' = softmax(f'(features)), the discrepancy with the paper's margin gamma (`margin`) is
 
-    D = gamma * E_s log p'[yhat_s] + E_t log(1 - p'[yhat_t])
+    D = margin * E_s log p'[yhat_s] + E_t log(1 - p'[yhat_t])
 
     loss = CE(source) + weight * transfer,   transfer = -D
-         = CE(source) + weight * (gamma * CE(f'_s, yhat_s) - E_t log(1 - p'[yhat_t]))
+         = CE(source) + weight * (margin * CE(f'_s, yhat_s) - E_t log(1 - p'[yhat_t]))
 
 f' (`adv/`, a linear head like `head/`: MDD's f' ranges over the same hypothesis class) sees
 the features through a gradient reversal layer: it descends `transfer`, i.e. *maximises* D,
 while the backbone receives -coeff * weight * d transfer / d features, i.e. minimises D.
-coeff = grl_max * (2 / (1 + exp(-gamma_grl p)) - 1) over progress p (`schedule: dann`), TLlib's
-warm-start GRL with its ceiling hi = 0.1. log(1 - p') is computed as a log-sum-exp over the
-other classes, which is finite without TLlib's 1e-6 shift. Defaults are TLlib's
+coeff = grl_max * (2 / (1 + exp(-gamma p)) - 1) over progress p (`schedule: dann`), TLlib's
+warm-start GRL with its ceiling hi = 0.1 (`gamma` here is DANN's ramp rate, as in dann.yaml).
+log(1 - p') is computed as a log-sum-exp over the other classes, which is finite without
+TLlib's 1e-6 shift. Defaults are TLlib's
 (`tllib/alignment/mdd.py`, digits recipe): margin 4, weight 1, grl_max 0.1.
 """
 
