@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from jtl.cli.report import build_report
-from jtl.measures.io import atomic_savefig, atomic_write_text
 from jtl.measures.ntg import verdict
+from jtl.rundir import atomic_savefig, atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 PERMUTED = json.dumps([{"name": "permute_labels", "seed": 1}], sort_keys=True)

@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from jtl import rundir
 from jtl.errors import JtlError
-from jtl.measures.io import MEASURES_FILE, atomic_savefig, atomic_write_text
 from jtl.measures.ntg import negative_transfer_gap
 from jtl.measures.stats import mean_ci
+from jtl.rundir import atomic_savefig, atomic_write_text
 
-SUMMARY_FILE = "summary.json"
 # Never grouping keys: the seed is what we average over; the rest are machine-specific.
 IGNORED_KEYS = frozenset({"seed"})
 IGNORED_PREFIXES = ("hydra.", "paths.")
@@ -57,6 +57,8 @@ class Run:
     config: dict[str, Any]
     metrics: dict[str, float]
     seed: int | None
+    # Measure keys taken at another checkpoint step than the summary's (stale values).
+    stale: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,11 +101,9 @@ def _is_metric(key: str) -> bool:
 
 
 def _load_config(run_dir: Path) -> dict[str, Any]:
-    if not (run_dir / ".hydra" / "config.yaml").exists():
+    if not (run_dir / rundir.CONFIG).exists():
         return {}
-    from jtl.train.runs import load_config
-
-    flat = flatten(load_config(run_dir) or {})
+    flat = flatten(rundir.load_config(run_dir) or {})
     if flat.get("init_from") is not None:
         flat["init_from"] = "set"
     return flat
@@ -113,11 +113,10 @@ def load_runs(root: Path) -> tuple[list[Run], Counter[str]]:
     """Completed runs under `root`, and a count of the skipped ones by status."""
     runs: list[Run] = []
     skipped: Counter[str] = Counter()
-    for summary_path in sorted(root.rglob(SUMMARY_FILE)):
+    for summary_path in sorted(root.rglob(rundir.SUMMARY)):
         run_dir = summary_path.parent
-        try:
-            summary = json.loads(summary_path.read_text())
-        except json.JSONDecodeError:
+        summary = rundir.read_summary(run_dir)
+        if summary is None:
             skipped["unreadable summary.json"] += 1
             continue
         status = str(summary.get("status", "unknown"))
@@ -126,22 +125,17 @@ def load_runs(root: Path) -> tuple[list[Run], Counter[str]]:
             continue
         metrics = {k: x for k, v in summary.items()
                    if _is_metric(k) and (x := _as_number(v)) is not None}
-        measures_path = run_dir / MEASURES_FILE
-        if measures_path.exists():
-            try:
-                measures = json.loads(measures_path.read_text())
-            except json.JSONDecodeError as e:
-                raise JtlError(f"{measures_path} is not valid JSON ({e}); delete it and "
-                               "re-run the measures") from e
-            for k, v in measures.items():
-                x = _as_number(v)
-                if x is not None and _is_metric(k):
-                    metrics[k if k not in metrics else f"measures/{k}"] = x
+        measures, steps = rundir.read_measures(run_dir)
+        stale = sorted(k for k, s in steps.items() if s != summary.get("step"))
+        for k, v in measures.items():
+            x = _as_number(v)
+            if x is not None and _is_metric(k):
+                metrics[k if k not in metrics else f"measures/{k}"] = x
         config = _load_config(run_dir)
         if not config and "method" in summary:  # no Hydra config: fall back on the summary
             config = {"method.name": summary["method"]}
         seed = config.get("seed", summary.get("seed"))
-        runs.append(Run(run_dir, config, metrics, None if seed is None else int(seed)))
+        runs.append(Run(run_dir, config, metrics, None if seed is None else int(seed), stale))
     return runs, skipped
 
 
@@ -286,7 +280,7 @@ def build_report(
         raise JtlError(f"{root} is not a directory; pass a multirun (or runs) dir")
     runs, skipped = load_runs(root)
     if not runs:
-        raise JtlError(f"no completed runs under {root} (looked for */{SUMMARY_FILE}; skipped "
+        raise JtlError(f"no completed runs under {root} (looked for */{rundir.SUMMARY}; skipped "
                        f"{sum(skipped.values())} not completed)")
     all_keys = sorted({k for r in runs for k in r.config})
     if by:
@@ -306,7 +300,9 @@ def build_report(
     else:
         metrics = available
     groups = group_runs(runs, keys)
-    warnings: list[str] = []
+    warnings: list[str] = [
+        f"{r.path}: measures {', '.join(r.stale[:5])} were taken at another checkpoint step "
+        "than its summary's; measure it again" for r in runs if r.stale]
     rows: list[dict[str, Any]] = []
     for g in groups:
         row: dict[str, Any] = {k: v for k, v in zip(keys, g.key, strict=True)}

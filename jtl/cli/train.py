@@ -1,10 +1,15 @@
-"""`python -m jtl.train` / `jtl-train`: Hydra composes `conf/`, `train_and_evaluate` runs it."""
+"""`python -m jtl.train` / `jtl-train`: Hydra composes `conf/`, `train_and_evaluate` runs it.
+
+One error path: a mistake the user can fix (`JtlError`, Hydra's own config errors) is one line
+`jtl: error: ...` and exit 2; Ctrl-C says where to resume and exits 130; `debug=true` shows
+tracebacks. A `-m` sweep runs every job, then names the failed ones and exits 1.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -16,39 +21,86 @@ from jtl.errors import JtlError
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("jtl")
+# (run dir, one-line reason) of every failed job of this process's sweep.
+FAILED_JOBS: list[tuple[Path, str]] = []
+
+
+def one_line(e: BaseException) -> str:
+    """An error as one line: Hydra's multi-line messages keep their first line and options."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    head, rest = lines[0], lines[1:]
+    if rest and rest[0].startswith("Available options"):
+        opts = [ln for ln in rest[1:] if not ln.startswith(("Config search path", "provider="))]
+        head += f" (available: {', '.join(opts[:30])})"
+    return head
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     from jtl.train import train_and_evaluate
-    from jtl.train.writer import atomic_write_json
 
     for noisy in ("absl", "jax"):  # orbax's and jax's INFO lines would drown the progress bar
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    workdir = Path(HydraConfig.get().runtime.output_dir)
-    t0 = time.time()
+    hc = HydraConfig.get()
+    workdir = Path(hc.runtime.output_dir)
+    on_complete = None
+    if cfg.get("measure"):  # `+measure=[pad,mmd]`: unknown names fail now, not after training
+        from jtl.measures.run import end_of_training
+
+        on_complete = end_of_training(cfg.measure)
     try:
-        summary = train_and_evaluate(cfg, workdir)
+        summary = train_and_evaluate(cfg, workdir, overrides=list(hc.overrides.task),
+                                     on_complete=on_complete)
     except Exception as e:
-        # The run dir records the failure, so a sweep's report can count it.
-        atomic_write_json(workdir / "summary.json", {
-            "status": "failed", "error": f"{type(e).__name__}: {e}", "seed": cfg.seed,
-            "method": cfg.method.name, "wall_time_s": time.time() - t0})
-        if isinstance(e, JtlError):
-            print(f"jtl: error: {e}", file=sys.stderr)
-            if HydraConfig.get().mode.name == "RUN":
-                sys.exit(2)
-            return None
-        traceback.print_exc()
-        raise
+        if hc.mode.name != "MULTIRUN" or cfg.get("debug"):
+            raise
+        reason = one_line(e) if isinstance(e, JtlError) else f"{type(e).__name__}: {e}"
+        if not isinstance(e, JtlError):
+            traceback.print_exc()
+        print(f"jtl: error: job {hc.job.num} ({workdir}): {reason}", file=sys.stderr, flush=True)
+        FAILED_JOBS.append((workdir, reason))
+        return None
     print(f"source {summary['source']} test accuracy: {summary['source/test/accuracy']:.4f}")
     print(f"target {summary['target']} test accuracy: {summary['target/test/accuracy']:.4f}")
-    print(f"run dir: {workdir}")
+    print(f"run dir: {workdir}", flush=True)
     return summary["target/test/accuracy"]
 
 
+def _debug() -> bool:
+    return os.environ.get("JTL_DEBUG", "") not in ("", "0") or any(
+        a.lstrip("+") in ("debug=true", "debug=True") for a in sys.argv[1:])
+
+
 def main() -> None:
-    _main()
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from jtl.train.trainer import RunInterrupted
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; the errors are printed here
+    try:
+        _main()
+    except RunInterrupted as e:
+        where = (f"last checkpoint: step {e.checkpoint}" if e.checkpoint
+                 else "no checkpoint yet")
+        print(f"\njtl: interrupted at step {e.step} ({where}); run the same command to resume",
+              file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("\njtl: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (JtlError, HydraException, OmegaConfBaseException) as e:
+        if _debug():
+            raise
+        print(f"jtl: error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+    if FAILED_JOBS:
+        print(f"jtl: {len(FAILED_JOBS)} job(s) of the sweep failed:", file=sys.stderr)
+        for workdir, reason in FAILED_JOBS:
+            print(f"  {workdir}: {reason}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ one run alone gives a gap but an infinite interval, so measure the sweep dir to 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,42 +25,21 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jtl import rundir
 from jtl.errors import JtlError
 from jtl.measures.base import MeasureContext, MeasureValues, run_measures
-from jtl.measures.io import atomic_write_text
+from jtl.rundir import atomic_write_text, find_runs, is_completed, read_summary
+from jtl.rundir import load_config as read_config
 
 BASELINE_METHOD = "target_only"
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = Path(".hydra") / "config.yaml"
 # Top-level config keys that never distinguish two runs' results.
 NOT_RESULT_KEYS = ("seed", "hydra", "paths", "measure")
 # Launches one baseline: (overrides without hydra.run.dir, run dir) -> None.
 Launcher = Callable[[list[str], Path], None]
-
-
-def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """A run dir's composed config (`.hydra/config.yaml`) as plain containers."""
-    from jtl.train.runs import load_config
-
-    return load_config(run_dir)
-
-
-def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """summary.json, or None when it is missing or unreadable (a run still going)."""
-    path = Path(run_dir) / SUMMARY_FILE
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def is_completed(run_dir: str | os.PathLike) -> bool:
-    summary = read_summary(run_dir)
-    return summary is not None and summary.get("status") == "completed"
 
 
 def is_baseline(cfg: Mapping[str, Any]) -> bool:
@@ -80,22 +58,6 @@ def baseline_key(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def key_hash(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def find_runs(root: str | os.PathLike, exclude: Sequence[Path] = ()) -> list[Path]:
-    """Run dirs (with `.hydra/config.yaml`) under `root`, itself included, not under `exclude`."""
-    root = Path(root)
-    excluded = [e.resolve() for e in exclude]
-    out = []
-    for cfg_path in sorted(root.rglob("config.yaml")):
-        if cfg_path.parent.name != ".hydra":
-            continue
-        run = cfg_path.parent.parent
-        resolved = run.resolve()
-        if any(resolved == e or e in resolved.parents for e in excluded):
-            continue
-        out.append(run)
-    return out
 
 
 def transfer_signature(cfg: Mapping[str, Any], _depth: int = 0) -> str:
@@ -170,20 +132,6 @@ def subprocess_launcher(overrides: list[str], run_dir: Path) -> None:
                        f"summary.json say why. Command: {' '.join(cmd)}")
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive lock on `path` (created) while training one baseline."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 @dataclasses.dataclass
 class TransferRun:
     path: Path
@@ -247,7 +195,7 @@ class BaselineCache:
         key_file = self.dir / h / "key.json"
         if not key_file.exists():
             atomic_write_text(key_file, json.dumps(key, indent=2, sort_keys=True) + "\n")
-        with _locked(self.dir / h / f".seed{seed}.lock"):
+        with rundir.file_lock(self.dir / h / f".seed{seed}.lock"):
             if not is_completed(run_dir):  # another process may have trained it meanwhile
                 self.launcher(overrides, run_dir)
                 self.launched.append(run_dir)
@@ -264,7 +212,7 @@ class BaselineCache:
 def default_baselines_dir(root: Path) -> Path:
     """`<sweep dir>/baselines`, or `<parent>/baselines` for a single run dir."""
     root = Path(root)
-    return (root.parent if (root / CONFIG_FILE).exists() else root) / "baselines"
+    return (root.parent if (root / rundir.CONFIG).exists() else root) / "baselines"
 
 
 def negative_transfer(

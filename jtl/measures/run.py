@@ -27,17 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from jtl import rundir
 from jtl.errors import JtlError
 from jtl.measures.base import MEASURES, MeasureContext, MeasureValues, run_measures, subsample
-from jtl.measures.baselines import (
-    CONFIG_FILE,
-    Launcher,
-    default_baselines_dir,
-    find_runs,
-    is_completed,
-    negative_transfer,
-)
-from jtl.measures.io import write_measures
+from jtl.measures.baselines import Launcher, default_baselines_dir, negative_transfer
+from jtl.rundir import find_runs, is_completed, write_measures
 
 DEFAULT_LAYER = "features"
 SPLITS = ("train", "val", "test")
@@ -110,16 +104,20 @@ def extract_context(run: Any, opts: FeatureOptions = FeatureOptions()) -> Measur
 
 
 def _feature_measures(run_dir: Path, cfg: Mapping[str, Mapping[str, Any]],
-                      opts: FeatureOptions) -> MeasureValues:
+                      opts: FeatureOptions) -> tuple[MeasureValues, int]:
+    """Values and the checkpoint step they were taken at: the run's completed step, or the
+    step asked for (an unfinished run is refused otherwise: its values would sit beside
+    final accuracies they do not describe)."""
     from jtl.train.runs import load_run
 
+    step = rundir.require_completed(run_dir, opts.step, "measure")
     with warnings.catch_warnings():  # orbax warns on every restore without a sharding spec
         warnings.filterwarnings("ignore", message="Sharding info not provided")
-        run = load_run(run_dir, opts.step)
+        run = load_run(run_dir, step)
     values = run_measures(extract_context(run, opts), cfg)
     if opts.layer != DEFAULT_LAYER:
         values = {f"{opts.layer}/{k}": v for k, v in values.items()}
-    return values
+    return values, run.step
 
 
 def _check_dir(run_dir: str | os.PathLike) -> Path:
@@ -146,8 +144,8 @@ def measure_run(run_dir: str | os.PathLike, measure_cfg: Any,
     alone gives its gap, not a verdict.
     """
     run_dir = _check_dir(run_dir)
-    if not (run_dir / CONFIG_FILE).exists():
-        raise JtlError(f"{run_dir} is not a jtl run dir: {CONFIG_FILE} is missing")
+    if not (run_dir / rundir.CONFIG).exists():
+        raise JtlError(f"{run_dir} is not a jtl run dir: {rundir.CONFIG} is missing")
     return measure_dirs([run_dir], measure_cfg, opts, launcher=launcher,
                         root=run_dir)[run_dir]
 
@@ -163,8 +161,9 @@ def measure_dirs(run_dirs: Sequence[Path], measure_cfg: Any,
     out: dict[Path, MeasureValues] = {Path(d): {} for d in run_dirs}
     if rest:
         for d in out:
-            out[d].update(_feature_measures(d, rest, opts))
-            write_measures(d, out[d])
+            values, step = _feature_measures(d, rest, opts)
+            out[d].update(values)
+            write_measures(d, values, step)
     if ntg is not None:
         root = Path(root) if root is not None else next(iter(out))
         o = _ntg_options(ntg, root)
@@ -174,18 +173,43 @@ def measure_dirs(run_dirs: Sequence[Path], measure_cfg: Any,
             print(f"jtl: ntg: skipping {d}: {why}", file=sys.stderr)
         for d, values in result.values.items():
             out[d].update(values)
-            write_measures(d, values)
+            write_measures(d, values, rundir.completed_step(d))
     return out
 
 
 def runs_under(root: str | os.PathLike, baselines_dir: Path | None = None) -> list[Path]:
     """A run dir itself, or the completed run dirs of a sweep (not its baselines cache)."""
     root = _check_dir(root)
-    if (root / CONFIG_FILE).exists():
+    if (root / rundir.CONFIG).exists():
         return [root]
     runs = [r for r in find_runs(root, exclude=[baselines_dir or default_baselines_dir(root)])
             if is_completed(r)]
     if not runs:
-        raise JtlError(f"no completed run under {root} (looked for */{CONFIG_FILE} beside a "
+        raise JtlError(f"no completed run under {root} (looked for */{rundir.CONFIG} beside a "
                        "summary.json with status completed)")
     return runs
+
+
+def end_of_training(measure_cfg: Any) -> Any:
+    """The `+measure=[...]` hook handed to the trainer: checks the names now (before training)
+    and measures the completed run. A failing measure is logged; the run stays completed."""
+    import logging
+
+    split_ntg(measure_cfg)
+
+    def hook(run_dir: Path, summary: Mapping[str, Any]) -> None:
+        try:
+            measure_run(run_dir, measure_cfg)
+        except JtlError as e:
+            logging.getLogger("jtl").error("measures failed (the run itself completed): %s", e)
+
+    return hook
+
+
+def train_and_measure(cfg: Any, workdir: str | os.PathLike) -> dict[str, Any]:
+    """`train_and_evaluate` plus the config's `measure` group at the end, from Python."""
+    from jtl.train import train_and_evaluate
+
+    measure = cfg.get("measure") if hasattr(cfg, "get") else None
+    return train_and_evaluate(cfg, workdir,
+                              on_complete=end_of_training(measure) if measure else None)

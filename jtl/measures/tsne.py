@@ -20,7 +20,7 @@ from jtl.measures.base import (
     as_features,
     subsample,
 )
-from jtl.measures.io import atomic_savefig
+from jtl.rundir import atomic_savefig
 
 
 def plot_tsne(

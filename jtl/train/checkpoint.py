@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +13,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jtl import rundir
 from jtl.errors import JtlError
 from jtl.models.base import path_str
+
+log = logging.getLogger("jtl")
 
 
 def manager(directory: Path, max_to_keep: int = 2) -> ocp.CheckpointManager:
@@ -21,13 +27,34 @@ def manager(directory: Path, max_to_keep: int = 2) -> ocp.CheckpointManager:
     )
 
 
-def restore_latest(mngr: ocp.CheckpointManager, state: Any) -> Any | None:
-    """The latest saved state, shaped like `state`; None for a fresh run dir."""
-    step = mngr.latest_step()
-    if step is None:
-        return None
+def _finite(tree: Any) -> bool:
+    return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree)
+               if np.issubdtype(np.asarray(x).dtype, np.inexact))
+
+
+def restore_latest(mngr: ocp.CheckpointManager, state: Any, ckpt_dir: Path) -> Any | None:
+    """The newest *valid* saved state, shaped like `state`; None for a fresh run dir.
+
+    A checkpoint that cannot be read (truncated by a crash mid-write, a bad disk) or holds
+    non-finite values is reported in one line and moved to `checkpoints.corrupt/`, and the
+    next older one is tried, so one bad file costs at most a checkpoint interval.
+    """
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            restored = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+            why = None if _finite(restored) else "it holds non-finite values"
+        except Exception as e:  # orbax raises many types for a damaged checkpoint
+            restored, why = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        if why is None:
+            return restored
+        aside = ckpt_dir.parent / "checkpoints.corrupt" / f"{step}.{int(time.time())}"
+        aside.parent.mkdir(exist_ok=True)
+        os.replace(ckpt_dir / str(step), aside)
+        mngr.reload()
+        log.warning("checkpoint at step %d is unreadable (%s); moved it to %s and resuming from "
+                    "the previous one", step, why, aside)
+    return None
 
 
 def _flat(tree: Any) -> dict[str, Any]:
@@ -35,18 +62,24 @@ def _flat(tree: Any) -> dict[str, Any]:
 
 
 def load_params(run_dir: str | Path, params: Any, load: str = ".*",
-                dont_load: str | None = None) -> tuple[Any, list[str]]:
+                dont_load: str | None = None, step: int | None = None) -> tuple[Any, list[str]]:
     """Replace the parameters of `params` whose path matches `load` and not `dont_load` by
-    those of `run_dir`'s latest checkpoint (big_vision's `init`/`dont_load`)."""
-    ckpt_dir = Path(run_dir) / "checkpoints"
+    those of `run_dir`'s checkpoint at `step` (its completed step unless asked; an unfinished
+    run is refused), as big_vision's `init`/`dont_load`."""
+    ckpt_dir = Path(run_dir) / rundir.CHECKPOINTS
     if not ckpt_dir.is_dir():
         raise JtlError(f"init_from={run_dir}: no checkpoints/ folder there. Point init_from at "
                        "a jtl run dir (the one holding summary.json).")
+    step = rundir.require_completed(run_dir, step, "init_from")
     with manager(ckpt_dir) as mngr:
-        step = mngr.latest_step()
-        if step is None:
-            raise JtlError(f"init_from={run_dir}: checkpoints/ holds no finished checkpoint")
-        saved = _flat(mngr.restore(step)["params"])
+        if step not in mngr.all_steps():
+            raise JtlError(f"init_from={run_dir}: no checkpoint at step {step}; it has "
+                           f"{sorted(mngr.all_steps())} (set init_from_step=...)")
+        try:
+            saved = _flat(mngr.restore(step)["params"])
+        except Exception as e:
+            raise JtlError(f"init_from={run_dir}: the checkpoint at step {step} is unreadable "
+                           f"({type(e).__name__}); retrain that run") from e
     loaded = []
 
     def pick(path, value):

@@ -1,4 +1,4 @@
-"""Open a finished (or running) run dir: its config, domains and latest parameters.
+"""Open a run dir: its config, domains and the parameters of a checkpoint step.
 
 What notebooks, `jtl.measure` and later tools use instead of re-deriving a run by hand.
 """
@@ -12,12 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from omegaconf import OmegaConf
 
 from jtl.domains import Domain
 from jtl.errors import JtlError
 from jtl.methods import Method
 from jtl.models import Network
+from jtl.rundir import CHECKPOINTS, load_config
 from jtl.train import checkpoint as ckpt
 
 
@@ -32,18 +32,6 @@ class Run:
     step: int
 
 
-def load_config(run_dir: str | Path) -> dict:
-    """A run dir's composed config (`.hydra/config.yaml`) as plain containers."""
-    path = Path(run_dir) / ".hydra" / "config.yaml"
-    if not path.exists():
-        raise JtlError(f"{run_dir} is not a jtl run dir: {path} is missing")
-    cfg = OmegaConf.load(path)
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
-        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
-
-
 def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     """Rebuild a run's network and fill it with its latest (or `step`'s) checkpoint."""
     from jtl.train.trainer import build
@@ -53,16 +41,24 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
     source, target, method, net = build(cfg)
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
-    with ckpt.manager(run_dir / "checkpoints") as mngr:
+    with ckpt.manager(run_dir / CHECKPOINTS) as mngr:
         step = mngr.latest_step() if step is None else step
         if step is None:
             raise JtlError(f"{run_dir} has no checkpoint yet")
+        if step not in mngr.all_steps():
+            raise JtlError(f"{run_dir} has no checkpoint at step {step}; it has "
+                           f"{sorted(mngr.all_steps())}")
         abstract = jax.tree_util.tree_map(ckpt.ocp.utils.to_shape_dtype_struct, params)
-        restored = mngr.restore(step, args=ckpt.ocp.args.PyTreeRestore(
-            item={"params": abstract},
-            restore_args=jax.tree_util.tree_map(lambda _: ckpt.ocp.RestoreArgs(),
-                                                {"params": abstract}),
-            partial_restore=True))
+        try:
+            restored = mngr.restore(step, args=ckpt.ocp.args.PyTreeRestore(
+                item={"params": abstract},
+                restore_args=jax.tree_util.tree_map(lambda _: ckpt.ocp.RestoreArgs(),
+                                                    {"params": abstract}),
+                partial_restore=True))
+        except Exception as e:
+            raise JtlError(f"{run_dir}: the checkpoint at step {step} is unreadable "
+                           f"({type(e).__name__}); resume the run to fall back to an older one, "
+                           "or retrain it") from e
     model = nnx.merge(graphdef, restored["params"])
     return Run(run_dir, cfg, source, target, method, model, int(step))
 

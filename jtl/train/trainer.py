@@ -5,22 +5,30 @@ The path from a yaml key to a number in `summary.json`: domains are built from `
 optimizer from `optim` with the method's `trainable` regex and the user's `freeze` regex; the
 loop runs chunks of `trainer.steps_per_call` steps, evaluates every `trainer.eval_every`,
 checkpoints every `trainer.checkpoint_every`, and writes `summary.json` at the end.
+
+The run dir is owned through `jtl.rundir.claim` (locked, identity-checked); every compiled call
+returns one health flag (finite metrics and parameters, loss under `trainer.max_loss`), so a
+diverging run stops with its step and loss terms named and never checkpoints non-finite state.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 from omegaconf import DictConfig, OmegaConf
 
+from jtl import rundir
 from jtl.domains import Domain, LoadContext, build_domain
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
@@ -30,7 +38,7 @@ from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_chunk, make_step, step_keys
-from jtl.train.writer import MetricWriter, atomic_write_json
+from jtl.train.writer import MetricWriter
 
 log = logging.getLogger("jtl")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -104,60 +112,197 @@ def _plain(cfg: Any) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
-def _selection(history: list[dict], labeled: str) -> dict[str, float | str]:
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, with the step reached and the last checkpoint."""
+
+    def __init__(self, step: int, checkpoint: int | None) -> None:
+        super().__init__(step)
+        self.step, self.checkpoint = step, checkpoint
+
+
+def _positive_int(value: Any, key: str, minimum: int = 1) -> int:
+    ok = (not isinstance(value, bool) and isinstance(value, int | float)
+          and float(value).is_integer())
+    if not ok or int(value) < minimum:
+        raise JtlError(f"{key}={value!r}: must be an integer >= {minimum}")
+    return int(value)
+
+
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """Every numeric trainer key and regex, before any data is loaded or step is taken."""
+    t = cfg.get("trainer") or {}
+    for key in ("steps", "batch_size", "eval_every", "log_every", "checkpoint_every"):
+        _positive_int(t.get(key), f"trainer.{key}")
+    _positive_int(t.get("keep_checkpoints", 2), "trainer.keep_checkpoints")
+    if t.get("steps_per_call", "auto") != "auto":
+        _positive_int(t["steps_per_call"], "trainer.steps_per_call")
+    max_loss = t.get("max_loss")
+    if max_loss is not None and (isinstance(max_loss, bool) or
+                                 not isinstance(max_loss, int | float) or not max_loss > 0):
+        raise JtlError(f"trainer.max_loss={max_loss!r}: a positive number, or null to disable")
+    _positive_int(cfg.get("seed", 0), "seed", minimum=0)
+    if cfg.get("init_from_step") is not None:
+        _positive_int(cfg["init_from_step"], "init_from_step")
+    for key in ("load", "dont_load", "freeze"):
+        if cfg.get(key):
+            try:
+                re.compile(str(cfg[key]))
+            except re.error as e:
+                raise JtlError(f"{key}='{cfg[key]}' is not a valid regex ({e})") from e
+    for role in ("source", "target"):
+        vf = (cfg.get(role) or {}).get("val_fraction", 0.1)
+        if isinstance(vf, bool) or not isinstance(vf, int | float) or not 0 <= vf < 1:
+            raise JtlError(f"{role}.val_fraction={vf!r}: a fraction in [0, 1); 0 means no "
+                           "validation split (model selection then takes the final step)")
+
+
+def _check_batch(tcfg: Mapping[str, Any], source: Domain, target: Domain,
+                 uses: frozenset[str]) -> None:
+    """A batch larger than a train split repeats examples (batches are drawn with
+    replacement): an error unless the user says `trainer.batch_over_split=resample`."""
+    policy = tcfg.get("batch_over_split", "error")
+    if policy not in ("error", "resample"):
+        raise JtlError(f"trainer.batch_over_split={policy!r}: use error or resample")
+    batch_size = int(tcfg["batch_size"])
+    for role, dom in (("source", source), ("target", target)):
+        n = len(dom.train)
+        if f"{role}/x" in uses and batch_size > n and policy == "error":
+            raise JtlError(f"trainer.batch_size={batch_size} is larger than the {role} train "
+                           f"split of '{dom.name}' ({n} examples); set trainer.batch_size<={n}, "
+                           "or trainer.batch_over_split=resample to draw it with repeats")
+
+
+def _selection(history: list[dict], labeled: str, final: dict[str, float], total: int,
+               val_policy: str | None) -> dict[str, Any]:
     """Model selection over the evaluations: honest (validation split of the domain whose
-    labels the method trains on) beside the oracle (target test labels, for reference only)."""
-    evals = [r for r in history if f"{labeled}/val/accuracy" in r]
-    if not evals:
-        return {}
-    honest = max(evals, key=lambda r: (r[f"{labeled}/val/accuracy"], -r["step"]))
-    oracle = max(evals, key=lambda r: (r["target/test/accuracy"], -r["step"]))
-    return {
-        "selected/val/split": f"{labeled}/val",
-        "selected/val/step": honest["step"],
-        "selected/val/target/test/accuracy": honest["target/test/accuracy"],
-        "selected/oracle/step": oracle["step"],
-        "selected/oracle/target/test/accuracy": oracle["target/test/accuracy"],
-    }
+    labels the method trains on) beside the oracle (target test labels, for reference only).
+    Without a validation split the honest choice is the final step, and the summary says so."""
+    evals = [r for r in history if "target/test/accuracy" in r]
+    honest_evals = [r for r in evals if f"{labeled}/val/accuracy" in r]
+    out: dict[str, Any] = {"selected/val/policy": val_policy} if val_policy else {}
+    if honest_evals:
+        honest = max(honest_evals, key=lambda r: (r[f"{labeled}/val/accuracy"], -r["step"]))
+        out.update({"selected/val/split": f"{labeled}/val", "selected/val/step": honest["step"],
+                    "selected/val/target/test/accuracy": honest["target/test/accuracy"]})
+    else:
+        out.update({"selected/val/split": "none (no validation split): final step",
+                    "selected/val/step": total,
+                    "selected/val/target/test/accuracy": final["target/test/accuracy"]})
+    if evals:
+        oracle = max(evals, key=lambda r: (r["target/test/accuracy"], -r["step"]))
+        out.update({"selected/oracle/step": oracle["step"],
+                    "selected/oracle/target/test/accuracy": oracle["target/test/accuracy"]})
+    return out
 
 
-def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path) -> dict:
-    """Train one run into `workdir` (resuming from its latest checkpoint) and return its summary."""
-    t0 = time.time()
+def _guarded(chunk: Any, max_loss: float | None) -> Any:
+    """The chunk plus one health flag: all metrics and parameters finite, |loss| <= max_loss.
+    One reduced scalar per compiled call, so divergence is caught where it happens."""
+
+    def run(state, data, run_key):
+        state, metrics = chunk(state, data, run_key)
+        ok = jnp.isfinite(optax.global_norm(state["params"]))
+        for v in metrics.values():
+            ok &= jnp.all(jnp.isfinite(v))
+        if max_loss is not None:
+            ok &= jnp.all(jnp.abs(metrics["loss"]) <= max_loss)
+        return state, metrics, ok
+
+    return run
+
+
+def _divergence(first: int, metrics: dict[str, np.ndarray], max_loss: float | None,
+                last_ckpt: int | None) -> JtlError:
+    """Name the first bad step of a chunk (starting at step `first` + 1) and its loss terms."""
+    n = len(metrics["loss"])
+    bad = [j for j in range(n) if not all(np.isfinite(v[j]) for v in metrics.values())
+           or (max_loss is not None and abs(metrics["loss"][j]) > max_loss)]
+    if bad:
+        j = bad[0]
+        terms = ", ".join(f"{k}={float(v[j]):.3g}" for k, v in metrics.items())
+        what = f"at step {first + j + 1}: {terms}"
+    else:
+        what = f"in steps {first + 1}-{first + n}: the parameters became non-finite"
+    limit = f" (trainer.max_loss={max_loss:g})" if max_loss is not None else ""
+    kept = f"step {last_ckpt}" if last_ckpt else "none"
+    return JtlError(f"training diverged {what}{limit}. Nothing past the last good checkpoint "
+                    f"({kept}) was saved. Lower optim.lr or the method's weight and start a new "
+                    "run dir (another hydra.run.dir, or overwrite=true)")
+
+
+def _inject_fault(step: int) -> None:
+    """Test hook: `JTL_FAULT=sigint@N` (or sigkill@N) sends the signal once step N is reached,
+    so reliability tests inject faults at known steps instead of racing a sleep."""
+    spec = os.environ.get("JTL_FAULT")
+    if not spec:
+        return
+    import signal
+
+    name, at = spec.split("@")
+    if step >= int(at):
+        os.environ.pop("JTL_FAULT")
+        os.kill(os.getpid(), {"sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[name])
+
+
+def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
+                       overrides: list[str] | None = None,
+                       on_complete: Any | None = None) -> dict:
+    """Train one run into `workdir` (resuming from its latest valid checkpoint) and return its
+    summary. A completed run of the same config is not retrained; a dir holding another
+    config's run is refused (or moved aside with `overwrite=true`). `on_complete(workdir,
+    summary)` runs after a completed summary is written (e.g. end-of-training measures)."""
     cfg = _plain(cfg)
+    check_config(cfg)
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    with rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides):
+        summary = rundir.read_summary(workdir)
+        if summary is not None and summary.get("status") == "completed":
+            log.info("%s is a completed run of this config: not retrained", workdir)
+        else:
+            t0 = time.time()
+            try:
+                summary = _train(cfg, workdir, t0)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                rundir.record_failure(workdir, {
+                    "error": f"{type(e).__name__}: {e}", "seed": cfg.get("seed"),
+                    "method": (cfg.get("method") or {}).get("name"),
+                    "wall_time_s": time.time() - t0})
+                raise
+            rundir.write_summary(workdir, summary)
+            (workdir / rundir.FAILED).unlink(missing_ok=True)
+        if on_complete is not None:
+            on_complete(workdir, summary)
+    return summary
+
+
+def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     tcfg = cfg["trainer"]
     total = int(tcfg["steps"])
-    summary_path = workdir / "summary.json"
-    hydra_cfg = workdir / ".hydra" / "config.yaml"
-    if not hydra_cfg.exists():  # called from Python: keep the run dir contract for load_run
-        hydra_cfg.parent.mkdir(exist_ok=True)
-        OmegaConf.save(OmegaConf.create(cfg), hydra_cfg)
-
-    if cfg.get("measure"):  # unknown measure names fail now, not after training
-        from jtl.measures.run import split_ntg
-
-        split_ntg(cfg["measure"])
     source, target, method, net = build(cfg)
+    batch_size = int(tcfg["batch_size"])
+    _check_batch(tcfg, source, target, method.uses)
     seed = int(cfg["seed"])
     has_conv = type(net.backbone).has_conv
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
     if cfg.get("init_from"):
         params, loaded = ckpt.load_params(cfg["init_from"], params, cfg.get("load") or ".*",
-                                          cfg.get("dont_load"))
+                                          cfg.get("dont_load"), cfg.get("init_from_step"))
         log.info("init_from %s: loaded %d arrays", cfg["init_from"], len(loaded))
     tx = build_optimizer(cfg["optim"], params, total, method.trainable, cfg.get("freeze"))
     state = init_state(params, tx)
 
-    mngr = ckpt.manager(workdir / "checkpoints", int(tcfg.get("keep_checkpoints", 2)))
-    restored = ckpt.restore_latest(mngr, state)
+    ckpt_dir = workdir / rundir.CHECKPOINTS
+    mngr = ckpt.manager(ckpt_dir, int(tcfg.get("keep_checkpoints", 2)))
+    restored = ckpt.restore_latest(mngr, state, ckpt_dir)
     if restored is not None:
         state = restored
     start = int(state["step"])
     if start:
         log.info("resuming %s from step %d", workdir, start)
+    last_ckpt: int | None = start or None
     writer = MetricWriter(workdir, start, bool(tcfg.get("tensorboard", True)))
 
     data = train_arrays(source, target, method.uses)
@@ -167,7 +312,8 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
     if not streamed:
         data = jax.device_put(data)
     spc = steps_per_call(tcfg, has_conv)
-    batch_size = int(tcfg["batch_size"])
+    max_loss = tcfg.get("max_loss")
+    max_loss = None if max_loss is None else float(max_loss)
     step_fn = make_step(graphdef, method, tx, total)
     chunks: dict[int, Any] = {}
     evaluate = make_eval(graphdef)
@@ -179,8 +325,9 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
         out = {}
         for name, split in [("source/val", source.val), ("source/test", source.test),
                             ("target/val", target.val), ("target/test", target.test)]:
-            for k, v in evaluate(params, split).items():
-                out[f"{name}/{k}"] = v
+            if len(split):  # an empty val split (few-shot, val_fraction=0) is not evaluated
+                for k, v in evaluate(params, split).items():
+                    out[f"{name}/{k}"] = v
         return out
 
     from tqdm.auto import tqdm
@@ -188,71 +335,82 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path)
     bar = tqdm(total=total, initial=start, desc=f"{cfg['method']['name']} seed={seed}",
                unit="step", disable=not tcfg.get("progress", True), dynamic_ncols=True)
     marks = [m for m in boundaries(total, [eval_every, log_every, ckpt_every]) if m > start]
-    step, pending = start, []
-    last_eval: dict[str, float] = {}
-    for mark in marks:
-        while step < mark:
-            n = min(spc, mark - step)
-            if n not in chunks:
-                chunks[n] = jax.jit(make_chunk(step_fn, batch_size, n, streamed),
-                                    donate_argnums=0)
-            if streamed:
-                keys = jax.vmap(lambda t: step_keys(run_key, t)[0])(step + np.arange(n))
-                batch = host_batches(data, keys, batch_size)
-                state, metrics = chunks[n](state, batch, run_key)
-            else:
-                state, metrics = chunks[n](state, data, run_key)
-            pending.append(metrics)
-            step += n
-            bar.update(n)
-        row: dict[str, float] = {}
-        if mark % log_every == 0 or mark == total:
-            stacked = jax.device_get(pending)
-            row.update({f"train/{k}": float(np.mean(np.concatenate([m[k] for m in stacked])))
-                        for k in stacked[0]})
-            pending = []
-            if not np.isfinite(row["train/loss"]):
-                raise JtlError(f"the training loss is {row['train/loss']} at step {mark}: lower "
-                               "optim.lr or a method's weight")
-        if mark % eval_every == 0 or mark == total:
-            last_eval = run_evals(state["params"])
-            row.update(last_eval)
-        if row:
-            writer.write(mark, row)
-            bar.set_postfix({k.split("/", 1)[1] if k.startswith("train/") else k: f"{v:.3f}"
-                             for k, v in row.items()
-                             if k in ("train/loss", "source/test/accuracy",
-                                      "target/test/accuracy")})
-        if mark % ckpt_every == 0 or mark == total:
-            mngr.save(mark, args=ckpt.ocp.args.StandardSave(state))
-    bar.close()
-    mngr.wait_until_finished()
-    mngr.close()
-    writer.close()
-    if not last_eval:  # resumed a finished run: read the final evaluation back
-        last_eval = {k: v for k, v in writer.rows[-1].items() if "/" in k and
-                     not k.startswith("train/")}
+    step = start
+    pending: list[tuple[int, Any, Any]] = []  # (first step, metrics, health flag) per call
+    checked = 0  # calls in `pending` whose health flag was read
 
-    summary = {
+    def check(upto: int) -> None:
+        nonlocal checked
+        for first, metrics, ok in pending[checked:upto]:
+            if not bool(ok):
+                raise _divergence(first, jax.device_get(metrics), max_loss, last_ckpt)
+        checked = max(checked, upto)
+
+    last_eval: dict[str, float] = {}
+    try:
+        for mark in marks:
+            while step < mark:
+                n = min(spc, mark - step)
+                if n not in chunks:
+                    chunks[n] = jax.jit(_guarded(make_chunk(step_fn, batch_size, n, streamed),
+                                                 max_loss), donate_argnums=0)
+                if streamed:
+                    keys = jax.vmap(lambda t: step_keys(run_key, t)[0])(step + np.arange(n))
+                    batch = host_batches(data, keys, batch_size)
+                    state, metrics, ok = chunks[n](state, batch, run_key)
+                else:
+                    state, metrics, ok = chunks[n](state, data, run_key)
+                pending.append((step, metrics, ok))
+                check(len(pending) - 1)  # the previous call's flag: no stall on this one
+                step += n
+                bar.update(n)
+                _inject_fault(step)
+            check(len(pending))
+            row: dict[str, float] = {}
+            if mark % log_every == 0 or mark == total:
+                stacked = jax.device_get([m for _, m, _ in pending])
+                row.update({f"train/{k}": float(np.mean(np.concatenate([m[k] for m in stacked])))
+                            for k in stacked[0]})
+                pending, checked = [], 0
+            if mark % eval_every == 0 or mark == total:
+                last_eval = run_evals(state["params"])
+                row.update(last_eval)
+            if row:
+                writer.write(mark, row)
+                bar.set_postfix({k.split("/", 1)[1] if k.startswith("train/") else k: f"{v:.3f}"
+                                 for k, v in row.items()
+                                 if k in ("train/loss", "source/test/accuracy",
+                                          "target/test/accuracy")})
+            if mark % ckpt_every == 0 or mark == total:
+                mngr.save(mark, args=ckpt.ocp.args.StandardSave(state))
+                last_ckpt = mark
+        if not last_eval:  # the final state was restored, not trained: evaluate it again
+            last_eval = run_evals(state["params"])
+            if not any(r["step"] == total and "target/test/accuracy" in r for r in writer.rows):
+                writer.write(total, last_eval)
+        mngr.wait_until_finished()
+    except KeyboardInterrupt:
+        mngr.wait_until_finished()
+        raise RunInterrupted(step, mngr.latest_step()) from None
+    finally:
+        bar.close()
+        writer.close()
+        mngr.close()
+
+    labeled = target if "target/y" in method.uses else source
+    return {
         "status": "completed",
-        "step": step,
+        "step": int(state["step"]),
         "seed": seed,
         "method": cfg["method"]["name"],
         "source": source.name,
         "target": target.name,
         "model": cfg["model"]["name"],
+        "fingerprint": rundir.fingerprint(cfg),
         "steps_per_call": spc,
         "num_params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(state["params"]))),
         **last_eval,
-        **_selection(writer.rows, "target" if "target/y" in method.uses else "source"),
+        **_selection(writer.rows, "target" if labeled is target else "source", last_eval,
+                     total, getattr(labeled, "val_policy", None)),
         "wall_time_s": time.time() - t0,
     }
-    atomic_write_json(summary_path, summary)
-    if cfg.get("measure"):  # `+measure=[pad,mmd]`: measures.json beside the summary
-        from jtl.measures.run import measure_run
-
-        try:
-            measure_run(workdir, cfg["measure"])
-        except JtlError as e:  # training did complete: keep its summary
-            log.error("measures failed (the run itself completed): %s", e)
-    return summary

@@ -57,6 +57,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     src = train(compose_cfg([*FAST, "seed=0"]), root / "source")
     for s in SEEDS:
         cfg = compose_cfg([*FAST, "method=target_only", f"init_from={src}", "target.per_class=5",
+                           "trainer.batch_over_split=resample",
                            PERMUTED, f"seed={s}"])
         train(cfg, root / "sweep" / str(s))
     return {"root": root, "source": src, "sweep": root / "sweep"}

@@ -12,7 +12,7 @@ import yaml
 from jtl.errors import JtlError
 from jtl.measures import MEASURES, MeasureContext, run_measures
 from jtl.measures.base import _check_options
-from jtl.measures.io import write_measures
+from jtl.rundir import write_measures
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "measure"
 NAMES = {"pad", "mmd", "coral", "leep", "logme", "hscore", "nce", "tsne", "ntg"}
@@ -106,3 +106,16 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_measures_run_at_the_end_of_training_from_config(fast_cfg, tmp_path):
+    """`+measure=[...]` runs through a hook handed to the trainer (the trainer imports no
+    measure), and each value records the checkpoint step it was taken at."""
+    import json
+
+    from jtl.measures.run import train_and_measure
+
+    s = train_and_measure(fast_cfg("+measure=[pad,coral]", "measure.pad.n_boot=50"), tmp_path)
+    values = json.loads((tmp_path / "measures.json").read_text())
+    assert 0.0 <= values["pad"] <= 2.0 and values["coral"] >= 0.0
+    assert values["_steps"]["pad"] == s["step"]

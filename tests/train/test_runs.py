@@ -26,11 +26,3 @@ def test_load_run_reproduces_the_summary(fast_cfg, tmp_path):
 def test_load_run_on_a_plain_dir_is_a_clear_error(tmp_path):
     with pytest.raises(JtlError, match="not a jtl run dir"):
         load_run(tmp_path)
-
-
-def test_measures_run_at_the_end_of_training_from_config(fast_cfg, tmp_path):
-    import json
-
-    train_and_evaluate(fast_cfg("+measure=[pad,coral]", "measure.pad.n_boot=50"), tmp_path)
-    values = json.loads((tmp_path / "measures.json").read_text())
-    assert 0.0 <= values["pad"] <= 2.0 and values["coral"] >= 0.0

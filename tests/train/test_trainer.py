@@ -126,7 +126,7 @@ def test_class_count_mismatch_is_a_clear_error(fast_cfg, tmp_path):
 
 
 def test_non_finite_loss_stops_with_advice(fast_cfg, tmp_path):
-    with pytest.raises(JtlError, match=r"lower optim\.lr"):
+    with pytest.raises(JtlError, match=r"diverged at step \d+: .*loss=nan.*Lower optim\.lr"):
         train_and_evaluate(fast_cfg("optim.lr=1e30"), tmp_path)
 
 

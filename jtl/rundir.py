@@ -1,0 +1,411 @@
+"""The run directory contract: the one module that names, reads, writes and locks a run's files.
+
+A run dir holds
+
+    .hydra/config.yaml   the composed config (written by jtl, after the identity check)
+    .hydra/overrides.yaml  the command-line overrides, for the record (CLI runs only)
+    metrics.jsonl        one JSON row per log/eval step
+    checkpoints/         orbax checkpoints of the training state
+    summary.json         status (running | completed | failed) and the final numbers
+    failed.json          the last failure of a re-run that must not overwrite a completed summary
+    measures.json        measure values, each with the checkpoint step it was taken at
+    .jtl.lock            held (flock) by the one process training in this dir
+
+A run's *identity* is its config minus the keys that do not change its result
+(`PRESENTATION_KEYS`); its fingerprint is a hash of that. A dir resumes only a run of the same
+identity. Everything else in jtl asks this module instead of spelling file names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jtl.errors import JtlError
+
+CONFIG = Path(".hydra") / "config.yaml"
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+SUMMARY = "summary.json"
+FAILED = "failed.json"
+MEASURES = "measures.json"
+LOCK = ".jtl.lock"
+# measures.json: {measure key: value, ..., STEPS_KEY: {measure key: checkpoint step}}.
+STEPS_KEY = "_steps"
+
+# Config keys (dotted; a prefix covers its subtree) that never change a run's result: how it is
+# shown, where data lives (checksummed), when it is logged or checkpointed, what is measured
+# after training. `trainer.eval_every` is *not* here: it decides which evaluations model
+# selection picks from.
+PRESENTATION_KEYS = (
+    "hydra", "paths", "measure", "debug", "overwrite",
+    "trainer.progress", "trainer.tensorboard", "trainer.log_every", "trainer.checkpoint_every",
+    "trainer.keep_checkpoints", "trainer.data_on_device",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writing
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write through a temporary sibling and `os.replace`, so no reader (or crash) ever sees
+    half a file. The file gets the mode a plain `open()` would (mkstemp's is owner-only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _jsonable(v: Any) -> Any:
+    """Floats JSON cannot hold (inf, nan) become strings rather than invalid JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, Mapping):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def atomic_savefig(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """A matplotlib figure as PNG, atomically (the format is fixed, not read from a suffix)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike) -> Any | None:
+    """A JSON file, or None when it is missing or unreadable (being written, cut by a crash)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Locking
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, blocking: bool = True,
+              busy: str = "") -> Iterator[None]:
+    """An exclusive advisory lock (flock) on `path`, released when the block ends or the
+    process dies. Non-blocking: a held lock raises JtlError(`busy`) at once."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            raise JtlError(busy + (f" (held by {holder})" if holder else "")) from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity
+
+
+def _drop(cfg: Any, prefix: str = "") -> Any:
+    if not isinstance(cfg, Mapping):
+        return cfg
+    out = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if key in PRESENTATION_KEYS:
+            continue
+        out[k] = _drop(v, key + ".")
+    return out
+
+
+def identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a config that determines a run's result."""
+    return _drop(cfg)
+
+
+def fingerprint(cfg: Mapping[str, Any]) -> str:
+    blob = json.dumps(identity(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(cfg, Mapping) or not cfg:
+        return {prefix.rstrip("."): cfg}
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two configs' identities (missing counts)."""
+    fa, fb = _flatten(identity(a)), _flatten(identity(b))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, "<unset>") != fb.get(k, "<unset>"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run dir's composed config as plain containers."""
+    from omegaconf import OmegaConf
+
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise JtlError(f"{run_dir} is not a jtl run dir: {path} is missing")
+    cfg = OmegaConf.load(path)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
+        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """summary.json, or None when missing or unreadable."""
+    s = read_json(Path(run_dir) / SUMMARY)
+    return s if isinstance(s, dict) else None
+
+
+def status(run_dir: str | os.PathLike) -> str:
+    """completed | failed | running (or killed: a summary saying running, or none yet) | empty."""
+    s = read_summary(run_dir)
+    if s is not None:
+        return str(s.get("status", "running"))
+    d = Path(run_dir)
+    return "running" if (d / CHECKPOINTS).is_dir() or (d / METRICS).exists() else "empty"
+
+
+def is_completed(run_dir: str | os.PathLike) -> bool:
+    return status(run_dir) == "completed"
+
+
+def completed_step(run_dir: str | os.PathLike) -> int | None:
+    s = read_summary(run_dir)
+    return int(s["step"]) if s and s.get("status") == "completed" and "step" in s else None
+
+
+def read_metrics(run_dir: str | os.PathLike, up_to: int | None = None) -> list[dict]:
+    """metrics.jsonl rows (a line cut by a kill is skipped), optionally only steps <= up_to."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and (up_to is None or row.get("step", 0) <= up_to):
+            rows.append(row)
+    return rows
+
+
+def read_measures(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, int]]:
+    """(values, the checkpoint step each was measured at) from measures.json."""
+    raw = read_json(Path(run_dir) / MEASURES) or {}
+    steps = raw.pop(STEPS_KEY, {}) if isinstance(raw, dict) else {}
+    return (raw if isinstance(raw, dict) else {}), dict(steps)
+
+
+def find_runs(root: str | os.PathLike, exclude: Sequence[Path] = ()) -> list[Path]:
+    """Run dirs (holding `.hydra/config.yaml`) under `root`, itself included, not under
+    `exclude` (e.g. a baselines cache)."""
+    root = Path(root)
+    excluded = [Path(e).resolve() for e in exclude]
+    out = []
+    for cfg_path in sorted(root.rglob("config.yaml")):
+        if cfg_path.parent.name != CONFIG.parent.name:
+            continue
+        run = cfg_path.parent.parent
+        resolved = run.resolve()
+        if any(resolved == e or e in resolved.parents for e in excluded):
+            continue
+        out.append(run)
+    return out
+
+
+def require_completed(run_dir: str | os.PathLike, step: int | None, what: str) -> int | None:
+    """The step to read from `run_dir`: its completed step, or the `step` the user asked for.
+    An unfinished run is refused unless a step is asked for, so nothing mid-training is read
+    as if it were a result."""
+    done = completed_step(run_dir)
+    if step is not None:
+        return int(step)
+    if done is None:
+        raise JtlError(f"{what}: {run_dir} is not a completed run (status "
+                       f"{status(run_dir)}); finish it (run its command again) or ask for a "
+                       f"checkpoint step explicitly")
+    return done
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_summary(run_dir: str | os.PathLike, summary: Mapping[str, Any]) -> Path:
+    return atomic_write_json(Path(run_dir) / SUMMARY, dict(summary))
+
+
+def record_failure(run_dir: str | os.PathLike, failure: Mapping[str, Any]) -> Path:
+    """Record a failed attempt: failed.json always; summary.json only when it holds no
+    completed result (a completed summary is never overwritten by a failure)."""
+    run_dir = Path(run_dir)
+    entry = {"status": "failed", "time": time.strftime("%Y-%m-%d %H:%M:%S"), **failure}
+    with contextlib.suppress(OSError):  # a full disk or read-only dir: the CLI still reports
+        atomic_write_json(run_dir / FAILED, entry)
+        if not is_completed(run_dir):
+            write_summary(run_dir, entry)
+    return run_dir / FAILED
+
+
+def write_measures(run_dir: str | os.PathLike, values: Mapping[str, Any],
+                   step: int | None = None) -> Path:
+    """Merge `values` into measures.json, recording the checkpoint step they were taken at."""
+    old, steps = read_measures(run_dir)
+    old.update(values)
+    if step is not None:
+        steps.update({k: int(step) for k in values})
+    return atomic_write_json(Path(run_dir) / MEASURES, {**old, **({STEPS_KEY: steps} if steps
+                                                                   else {})})
+
+
+def save_config(run_dir: str | os.PathLike, cfg: Mapping[str, Any],
+                overrides: Sequence[str] | None = None) -> None:
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    atomic_write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.create(dict(cfg))))
+    if overrides is not None:
+        atomic_write_text(run_dir / OVERRIDES, OmegaConf.to_yaml(list(overrides)))
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Rename a run dir to `<name>.old-<time>` (never delete a researcher's results)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+    n = 1
+    while dest.exists():
+        dest = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}")
+        n += 1
+    os.replace(run_dir, dest)
+    return dest
+
+
+def has_state(run_dir: Path) -> bool:
+    """Whether the dir holds anything a re-run could lose: checkpoints or a completed result."""
+    ckpts = run_dir / CHECKPOINTS
+    return is_completed(run_dir) or (ckpts.is_dir() and any(ckpts.iterdir()))
+
+
+def os_error(e: OSError, where: str | os.PathLike) -> JtlError:
+    """A disk-full, read-only or permission error as one line saying what to do."""
+    if e.errno == errno.ENOSPC:
+        return JtlError(f"disk full while writing in {where}; free space and run the same "
+                        "command again: the run resumes from its last checkpoint")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return JtlError(f"cannot write in {where} ({e.strerror}); choose a writable run dir "
+                        "with hydra.run.dir=...")
+    return JtlError(f"{where}: {e}")  # pragma: no cover - only the errnos above get here
+
+
+def _lock_run(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    return file_lock(run_dir / LOCK, blocking=False,
+                     busy=f"{run_dir} is in use by another jtl process; wait for it to end, "
+                          "or choose another hydra.run.dir")
+
+
+@contextlib.contextmanager
+def claim(run_dir: str | os.PathLike, cfg: Mapping[str, Any], overwrite: bool = False,
+          overrides: Sequence[str] | None = None) -> Iterator[Path]:
+    """Own `run_dir` for one run of `cfg` while the block runs: lock it (a second process
+    fails at once), check that what it holds is a run of the same identity, save the config.
+
+    A dir holding another config's checkpoints or completed result is refused, naming the
+    differing keys, unless `overwrite`, which moves it aside (`<dir>.old-<time>`). A dir of
+    another config with nothing to lose (no checkpoint, no completed result) starts over.
+    """
+    run_dir = Path(run_dir)
+    try:
+        with contextlib.ExitStack() as stack:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(_lock_run(run_dir))
+            saved = (run_dir / CONFIG).exists()
+            keys = differing_keys(load_config(run_dir), cfg) if saved else []
+            if has_state(run_dir) and (keys or not saved):
+                if not overwrite:
+                    what = (f"another config (differing keys: {', '.join(keys[:8])}"
+                            f"{', ...' if len(keys) > 8 else ''})" if saved else
+                            "unknown config (no .hydra/config.yaml)")
+                    raise JtlError(
+                        f"{run_dir} holds a run of {what}; resuming it would report its "
+                        "results under this config. Choose another hydra.run.dir=..., or pass "
+                        "overwrite=true to move the old dir aside (kept, renamed).")
+                stack.close()  # release the old dir's lock, then move it
+                old = move_aside(run_dir)
+                run_dir.mkdir(parents=True)
+                stack.enter_context(_lock_run(run_dir))
+                print(f"jtl: overwrite=true: moved the old run dir to {old}", flush=True)
+            elif keys:  # another config, but nothing to lose: start over
+                for name in (METRICS, SUMMARY, FAILED, MEASURES):
+                    (run_dir / name).unlink(missing_ok=True)
+            save_config(run_dir, cfg, overrides)
+            yield run_dir
+    except Exception as e:
+        cause = _os_cause(e)
+        if cause is None:
+            raise
+        raise os_error(cause, run_dir) from e
+
+
+def _os_cause(e: BaseException | None) -> OSError | None:
+    """The disk-full / read-only / permission OSError behind `e` (libraries such as orbax
+    wrap it), or None."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES,
+                                                  errno.EPERM):
+            return e
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
