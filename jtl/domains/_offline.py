@@ -26,17 +26,18 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_files(data_dir: Path, files: Mapping[str, str], domain: str) -> None:
+def verify_files(data_dir: Path, files: Mapping[str, str], online_hint: str = "") -> None:
     """Fail unless every `files` entry (path relative to data_dir -> sha256) is intact.
 
     Checked on every load (a few ms), so a cached copy is never silently used in place of
-    files that have gone missing or changed.
+    files that have gone missing or changed. `online_hint` ends the message with the online
+    alternative, where the data set has one.
     """
     for rel, expected in files.items():
         path = Path(data_dir) / rel
         fix = (f"Point `paths.data_dir=...` at the folder that holds {rel.split('/')[0]}/ "
-               f"(see its README.md), or, when online, use the TFDS catalog domain instead "
-               f"(e.g. `domain@source=tfds source.dataset={domain}`).")
+               f"(see its README.md)" + (f", or, when online, {online_hint}." if online_hint
+                                         else "."))
         if not path.is_file():
             raise JtlError(f"offline data file {path} is missing (expected sha256 {expected}). "
                            + fix)
@@ -118,9 +119,10 @@ def read_split(source: Sequence[Mapping[str, Any]], image_key: str = "image",
 
 
 def load_offline(builder_name: str, ctx_data_dir: Path, tfds_dir: Path, subdir: str,
-                 files: Mapping[str, str], domain: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                 files: Mapping[str, str], online_hint: str = ""
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Verify the files, prepare (once) and read every split of an offline builder."""
-    verify_files(ctx_data_dir, files, domain)
+    verify_files(ctx_data_dir, files, online_hint)
     from jtl.domains import _builders
 
     builder_cls = getattr(_builders, builder_name)

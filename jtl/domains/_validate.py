@@ -102,7 +102,7 @@ def check_values(x: np.ndarray, split: str, rng: ValueRange, stated: bool, key: 
     low, high = x < lo - tol, x > hi + tol
     if low.any() or high.any():
         bounds = f"[{lo:g}, {hi:g}]"
-        lead = (f"{where}: {int(low.sum() + high.sum())} values of the {split} images lie "
+        lead = (f"{where}: {int(low.sum() + high.sum())} value(s) of the {split} images lie "
                 f"outside {bounds} (min {x.min():g}, max {x.max():g}); ")
         if stated:
             raise JtlError(lead + f"fix the data or widen `{key}`.")

@@ -51,8 +51,10 @@ def load(cfg: Mapping[str, Any], ctx: LoadContext) -> RawData:
         try:
             return tfds.load({"dataset": "mnist"}, ctx)
         except JtlError as e:
-            raise JtlError(f"no offline MNIST files under {Path(ctx.data_dir) / 'mnist'} "
-                           f"(`paths.data_dir`), and TFDS's mnist failed: {e}") from e
-    splits = load_offline("JtlMnistOffline", ctx.data_dir, ctx.tfds_dir, "mnist", FILES, "mnist")
+            raise JtlError(f"no offline MNIST files under {Path(ctx.data_dir) / 'mnist'}: point "
+                           f"`paths.data_dir` at the folder holding mnist/ (the TFDS fallback "
+                           f"failed too: {e})") from e
+    splits = load_offline("JtlMnistOffline", ctx.data_dir, ctx.tfds_dir, "mnist", FILES,
+                          "set `<source|target>.backend=tfds` to read TFDS's mnist instead")
     (x_tr, y_tr), (x_te, y_te) = splits["train"], splits["test"]
     return RawData(x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, num_classes=10)

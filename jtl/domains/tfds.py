@@ -54,7 +54,7 @@ def _builder(dataset: str, data_dir: Path) -> Any:
         raise JtlError(f"TFDS has no data set '{dataset}'. Check the name in the TFDS catalog "
                        f"(https://www.tensorflow.org/datasets/catalog).") from e
     except Exception as e:
-        raise unreadable_cache(data_dir / dataset, e) from e
+        raise unreadable_cache(data_dir / dataset.split(":")[0], e) from e
     if builder.is_prepared():
         return builder
     if not internet_reachable():

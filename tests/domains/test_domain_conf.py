@@ -35,9 +35,9 @@ def _compose(*overrides: str) -> DictConfig:
 def test_hydra_config_builds(ctx: LoadContext) -> None:
     """As the CLI composes it: a group file under a package, overridden from the command line."""
     cfg = _compose("domain@target=sklearn_digits", "target.per_class=3",
-                   "target.shifts=[invert,{name:rotate,degrees:10}]")
-    d = build_domain(cfg.target, (28, 28, 1), ctx)
-    assert len(d.train) == 30 and d.train.x.shape[1:] == (28, 28, 1)
+                   "target.shifts=[invert,{name:rotate,degrees:10}]", "target.value_range=[0,16]")
+    d = build_domain(cfg.target, (28, 28, 1), ctx, role="target")
+    assert len(d.train) == 30 and len(d.val) == 0 and d.train.x.shape[1:] == (28, 28, 1)
 
 
 def test_hydra_loader_keys() -> None:

@@ -15,8 +15,6 @@ from jtl.domains.base import Domain, LoadContext, build_domain
 from jtl.errors import JtlError
 
 SHAPE = (8, 8, 1)
-COMMON = {"shifts": [], "per_class": None, "max_train": None, "val_fraction": 0.1,
-          "split_seed": 0, "test_fraction": 0.25}
 
 
 def _images(dtype: type = np.float32, n: int = 40) -> np.ndarray:
@@ -26,8 +24,8 @@ def _images(dtype: type = np.float32, n: int = 40) -> np.ndarray:
 
 def _build(tmp_path: Path, arrays: dict, **cfg: object) -> Domain:
     np.savez(tmp_path / "bad.npz", **arrays)
-    return build_domain({"name": "npz", "path": str(tmp_path / "bad.npz"), **COMMON, **cfg},
-                        SHAPE, LoadContext(data_dir=tmp_path, tfds_dir=tmp_path / "tfds"))
+    return build_domain({"name": "npz", "path": str(tmp_path / "bad.npz"), **cfg}, SHAPE,
+                        LoadContext(data_dir=tmp_path, tfds_dir=tmp_path / "tfds"))
 
 
 def _error(tmp_path: Path, arrays: dict, **cfg: object) -> str:
