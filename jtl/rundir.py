@@ -393,13 +393,13 @@ def claim(run_dir: str | os.PathLike, cfg: Mapping[str, Any], overwrite: bool = 
             save_config(run_dir, cfg, overrides)
             yield run_dir
     except Exception as e:
-        cause = _os_cause(e)
+        cause = os_cause(e)
         if cause is None:
             raise
         raise os_error(cause, run_dir) from e
 
 
-def _os_cause(e: BaseException | None) -> OSError | None:
+def os_cause(e: BaseException | None) -> OSError | None:
     """The disk-full / read-only / permission OSError behind `e` (libraries such as orbax
     wrap it), or None."""
     seen = 0

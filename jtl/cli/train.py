@@ -17,12 +17,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from jtl import rundir
 from jtl.errors import JtlError
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("jtl")
 # (run dir, one-line reason) of every failed job of this process's sweep.
 FAILED_JOBS: list[tuple[Path, str]] = []
+# A single run's exception, re-raised by main() once Hydra returns (Hydra would first print
+# its own "Error executing job with overrides" line).
+RUN_ERROR: list[Exception] = []
 
 
 def one_line(e: BaseException) -> str:
@@ -54,8 +58,11 @@ def _main(cfg: DictConfig) -> float | None:
         summary = train_and_evaluate(cfg, workdir, overrides=list(hc.overrides.task),
                                      on_complete=on_complete)
     except Exception as e:
-        if hc.mode.name != "MULTIRUN" or cfg.get("debug"):
+        if cfg.get("debug"):
             raise
+        if hc.mode.name != "MULTIRUN":
+            RUN_ERROR.append(e)
+            return None
         reason = one_line(e) if isinstance(e, JtlError) else f"{type(e).__name__}: {e}"
         if not isinstance(e, JtlError):
             traceback.print_exc()
@@ -82,6 +89,8 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; the errors are printed here
     try:
         _main()
+        if RUN_ERROR:
+            raise RUN_ERROR.pop()
     except RunInterrupted as e:
         where = (f"last checkpoint: step {e.checkpoint}" if e.checkpoint
                  else "no checkpoint yet")
@@ -91,7 +100,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\njtl: interrupted", file=sys.stderr)
         sys.exit(130)
-    except (JtlError, HydraException, OmegaConfBaseException) as e:
+    except (JtlError, HydraException, OmegaConfBaseException, OSError) as e:
+        if isinstance(e, OSError) and not isinstance(e, HydraException):  # Hydra's mkdir: read-only, disk full
+            cause = rundir.os_cause(e)
+            if cause is None:
+                raise
+            e = rundir.os_error(cause, cause.filename or "the run dir")
         if _debug():
             raise
         print(f"jtl: error: {one_line(e)}", file=sys.stderr)

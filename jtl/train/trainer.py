@@ -59,8 +59,8 @@ def load_context(paths: Mapping[str, Any]) -> LoadContext:
 def load_domains(cfg: Mapping[str, Any]) -> tuple[Domain, Domain]:
     ctx = load_context(cfg.get("paths") or {})
     shape = tuple(cfg["model"]["input_shape"])
-    source = build_domain(cfg["source"], shape, ctx)
-    target = build_domain(cfg["target"], shape, ctx)
+    source = build_domain(cfg["source"], shape, ctx, role="source")
+    target = build_domain(cfg["target"], shape, ctx, role="target")
     if source.num_classes != target.num_classes:
         raise JtlError(
             f"source '{source.name}' has {source.num_classes} classes and target "
@@ -230,18 +230,25 @@ def _divergence(first: int, metrics: dict[str, np.ndarray], max_loss: float | No
                     "run dir (another hydra.run.dir, or overwrite=true)")
 
 
-def _inject_fault(step: int) -> None:
-    """Test hook: `JTL_FAULT=sigint@N` (or sigkill@N) sends the signal once step N is reached,
-    so reliability tests inject faults at known steps instead of racing a sleep."""
+def _inject_fault(step: int, at: str = "step") -> None:
+    """Test hook, so reliability tests put faults at known points instead of racing a sleep.
+
+    `JTL_FAULT=<fault>@<step>`: `sigint`, `sigkill` or `enospc` (a full disk) once training
+    reaches the step; `sigkill-in-save` right after the checkpoint save of that step started.
+    """
     spec = os.environ.get("JTL_FAULT")
     if not spec:
         return
+    import errno
     import signal
 
-    name, at = spec.split("@")
-    if step >= int(at):
-        os.environ.pop("JTL_FAULT")
-        os.kill(os.getpid(), {"sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[name])
+    fault, when = spec.split("@")
+    if (at == "save") != (fault == "sigkill-in-save") or step < int(when):
+        return
+    os.environ.pop("JTL_FAULT")
+    if fault == "enospc":
+        raise OSError(errno.ENOSPC, "No space left on device (injected)")
+    os.kill(os.getpid(), signal.SIGINT if fault == "sigint" else signal.SIGKILL)
 
 
 def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
@@ -383,6 +390,7 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
                                           "target/test/accuracy")})
             if mark % ckpt_every == 0 or mark == total:
                 mngr.save(mark, args=ckpt.ocp.args.StandardSave(state))
+                _inject_fault(mark, "save")
                 last_ckpt = mark
         if not last_eval:  # the final state was restored, not trained: evaluate it again
             last_eval = run_evals(state["params"])
