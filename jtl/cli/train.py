@@ -101,7 +101,9 @@ def main() -> None:
         print("\njtl: interrupted", file=sys.stderr)
         sys.exit(130)
     except (JtlError, HydraException, OmegaConfBaseException, OSError) as e:
-        if isinstance(e, OSError) and not isinstance(e, HydraException):  # Hydra's mkdir: read-only, disk full
+        # OSError from Hydra creating the run dir (read-only, disk full); its config errors
+        # that subclass OSError stay config errors.
+        if isinstance(e, OSError) and not isinstance(e, HydraException):
             cause = rundir.os_cause(e)
             if cause is None:
                 raise

@@ -30,8 +30,8 @@ def cli(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
     quiet = ["hydra/job_logging=none", "hydra/hydra_logging=none"]
     monkeypatch.setattr(sys, "argv", ["jtl.train", *args, *quiet])
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # main() sets it; restored after the test
-    monkeypatch.setattr(cli_train, "FAILED_JOBS", [])
-    monkeypatch.setattr(cli_train, "RUN_ERROR", [])
+    monkeypatch.setattr(cli_train, "FAILED_JOBS", [], raising=False)
+    monkeypatch.setattr(cli_train, "RUN_ERROR", [], raising=False)
     capsys.readouterr()
     handlers = logging.root.handlers[:]  # Hydra points handlers at this test's captured streams
     try:
