@@ -8,15 +8,17 @@ create an output dir, a `.hydra/` folder or a log file of its own.
 
     run_dir      a run dir, or a sweep dir: every completed run under it (not its baselines)
     layer        which layer's outputs the feature measures read (default `features`)
-    split        which split of both domains (default `test`)
+    split        which split of both domains the feature measures read (default `test`);
+                 leep, logme, hscore, nce always read the target train split
     max_samples  cap per domain before any measure's own cap (default 2000)
     step         checkpoint step (default: the latest)
     seed         subsampling seed (default: each run's seed)
 
 Values go to `<run>/measures.json` (merged, atomic) and are printed; `tsne` writes a PNG there.
-`ntg` trains each transfer run's missing target_only baselines into
-`measure.ntg.baselines_dir` (default `<sweep dir or run parent>/baselines`) and reuses them on
-the next call.
+`ntg` pairs each run with its references (`jtl/measures/ntg.py`: target_only on the same
+target labels, or source_only and the zero-label baseline for a run that reads no target
+labels), trains the missing ones into `measure.ntg.baselines_dir` (default `<sweep dir or run
+parent>/baselines`) and reuses them on the next call.
 """
 
 from __future__ import annotations
@@ -86,22 +88,17 @@ def run(overrides: Sequence[str]) -> dict[Path, dict[str, Any]]:
     cfg = compose(overrides)
     import logging
 
-    from jtl.measures.baselines import default_baselines_dir
-    from jtl.measures.run import FeatureOptions, measure_dirs, runs_under, split_ntg
+    from jtl.measures.run import FeatureOptions, measure_path
 
     logging.getLogger("absl").setLevel(logging.WARNING)
-    measure_cfg = cfg.get("measure") or {}
-    _, ntg = split_ntg(measure_cfg)  # unknown names fail here, before any model loads
-    root = Path(cfg["run_dir"])
-    cache = ntg.get("baselines_dir") if ntg else None
-    runs = runs_under(root, Path(cache) if cache else default_baselines_dir(root))
     opts = FeatureOptions(layer=str(cfg["layer"]), split=str(cfg["split"]),
                           max_samples=cfg["max_samples"], step=cfg["step"], seed=cfg["seed"])
-    results = measure_dirs(runs, measure_cfg, opts, root=root)
+    results = measure_path(cfg["run_dir"], cfg.get("measure") or {}, opts)
     for d, values in results.items():
         print(f"{d}:")
         for k, v in sorted(values.items()):
-            print(f"  {k}: {_fmt(v)}")
+            if v is not None:  # null: an NTG key that does not apply to this run
+                print(f"  {k}: {_fmt(v)}")
     return results
 
 

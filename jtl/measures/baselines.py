@@ -1,24 +1,36 @@
-"""NTG end to end: find (or train) each transfer run's target_only baseline, then the gap.
+"""Negative transfer end to end: each run's references, found or trained, then the gaps.
 
-A transfer run's baseline is a `method=target_only` run trained from scratch (no `init_from`)
-on the same target: equal `target`, `model` and `optim` configs, equal `trainer.steps` and
-`trainer.batch_size`, same seed (`baseline_key`). The source config does not count, since
-target_only never reads source data, so every source measured against one target shares its
-baselines. Baselines live in a cache dir as `<baselines_dir>/<hash of the key>/seed<S>`; an
-existing completed run anywhere under the cache (or under the dir being measured) with an equal
-key and seed is reused, a missing one is trained once by a subprocess
-`python -m jtl.train <overrides> method=target_only seed=S hydra.run.dir=<dir>` (a crashed one
-resumes there). A lock file makes parallel sweep jobs train each baseline only once.
+The one implementation behind both `python -m jtl.measure ... measure=[ntg]` and
+`python -m jtl.report DIR --ntg`: both load runs with `load_transfer_run`, pair them with
+`compare` against a `BaselineCache`, and so match the same baselines, refuse the same
+duplicate seeds and give the same numbers. What is compared with what (`jtl.measures.ntg`):
 
-Transfer runs are grouped by their config minus seed (with `init_from` replaced by the source
-run's config, which differs per seed only in its seed), and each group's NTG is paired by seed:
-one run alone gives a gap but an infinite interval, so measure the sweep dir to get a verdict.
+* a run whose method reads target labels (`reads_target_labels`) -> `target_only` from
+  scratch on the same target labels: equal `target` config (so the same `per_class` subset,
+  shifts and split_seed), `model`, `optim`, `trainer.steps` and `trainer.batch_size`, same
+  seed. The source does not count, since target_only never reads source data.
+* a run that reads no target labels -> the paired `source_only` from scratch (equal `source`
+  as well) for the adaptation gain, and the zero-label (chance) baseline for its NTG. A
+  source_only run from scratch is its own reference.
+
+A reference is a completed run under the searched dirs (the sweep measured, the cache) whose
+config and seed match; two matching runs are an error naming both, never a silent choice. A
+missing one is trained once into the cache, `<baselines_dir>/<method>/<hash of the key>/
+seed<S>`, by a subprocess `python -m jtl.train <overrides> method=<method> seed=S
+hydra.run.dir=<dir>` (a crashed one resumes there); a lock file makes parallel sweep jobs
+train each only once. `jtl.report` never trains: it names what is missing.
+
+Runs are grouped (`jtl.measure`: by their config minus seed, with `init_from` replaced by the
+source run's config, which differs per seed only in its seed; `jtl.report`: by its table's
+groups) and each group is paired by seed, one run per seed: one run alone gives a gap but an
+infinite interval, so measure the sweep dir to get a verdict.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -31,29 +43,56 @@ from typing import Any
 
 from jtl import rundir
 from jtl.errors import JtlError
-from jtl.measures.base import MeasureContext, MeasureValues, run_measures
+from jtl.measures import ntg
+from jtl.measures.base import MeasureValues
 from jtl.rundir import atomic_write_text, find_runs, is_completed, read_summary
 from jtl.rundir import load_config as read_config
 
-BASELINE_METHOD = "target_only"
+TARGET_ONLY, SOURCE_ONLY = "target_only", "source_only"
+BASELINE_METHOD = TARGET_ONLY
+DEFAULT_METRIC = "target/test/accuracy"
 # Top-level config keys that never distinguish two runs' results.
 NOT_RESULT_KEYS = ("seed", "hydra", "paths", "measure")
 # Launches one baseline: (overrides without hydra.run.dir, run dir) -> None.
 Launcher = Callable[[list[str], Path], None]
 
 
+class MissingBaselineError(JtlError):
+    """A reference run is neither found nor allowed to be trained."""
+
+
+def reads_target_labels(cfg: Mapping[str, Any]) -> bool:
+    """Whether the run's method trains on target labels (the `uses` gate of `jtl.methods`)."""
+    from jtl.methods import METHODS
+
+    return "target/y" in METHODS.get(cfg["method"]["name"]).uses
+
+
+def is_reference(cfg: Mapping[str, Any], method: str) -> bool:
+    """`method` trained from scratch (no `init_from`): a reference, not a transfer run."""
+    return cfg["method"]["name"] == method and not cfg.get("init_from")
+
+
 def is_baseline(cfg: Mapping[str, Any]) -> bool:
-    """target_only from scratch: the reference NTG compares against, not a transfer run."""
-    return cfg["method"]["name"] == BASELINE_METHOD and not cfg.get("init_from")
+    """target_only from scratch: NTG's reference, never measured as a transfer run."""
+    return is_reference(cfg, TARGET_ONLY)
+
+
+def reference_key(cfg: Mapping[str, Any], method: str = TARGET_ONLY) -> dict[str, Any]:
+    """What a `method` reference must share with a run, seed aside (see module doc)."""
+    try:
+        key = {"target": cfg["target"], "model": cfg["model"], "optim": cfg["optim"],
+               "trainer": {k: cfg["trainer"][k] for k in ("steps", "batch_size")}}
+        if method == SOURCE_ONLY:
+            key["source"] = cfg["source"]
+    except KeyError as e:
+        raise JtlError(f"run config lacks {e}: not a jtl training config") from e
+    return key
 
 
 def baseline_key(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """What a baseline must share with a transfer run, seed aside (see module doc)."""
-    try:
-        return {"target": cfg["target"], "model": cfg["model"], "optim": cfg["optim"],
-                "trainer": {k: cfg["trainer"][k] for k in ("steps", "batch_size")}}
-    except KeyError as e:
-        raise JtlError(f"run config lacks {e}: not a jtl training config") from e
+    """The target_only baseline's key (`reference_key`)."""
+    return reference_key(cfg, TARGET_ONLY)
 
 
 def key_hash(key: Mapping[str, Any]) -> str:
@@ -101,12 +140,13 @@ _GROUPS = (("source", "domain@source"), ("target", "domain@target"), ("model", "
            ("optim", "optim"))
 
 
-def baseline_overrides(cfg: Mapping[str, Any], seed: int) -> list[str]:
-    """Overrides composing the baseline of a transfer run from `conf/` (no hydra.run.dir).
+def baseline_overrides(cfg: Mapping[str, Any], seed: int,
+                       method: str = TARGET_ONLY) -> list[str]:
+    """Overrides composing a run's `method` reference from `conf/` (no hydra.run.dir).
 
     Every value is spelled out (`++key=value`) so that the result does not depend on the
-    transfer run's command line or experiment file; the source stays as it was, for the
-    baseline's source-side evaluations.
+    run's command line or experiment file; the source stays as it was (target_only still
+    evaluates on it).
     """
     out = []
     for section, group in _GROUPS:
@@ -117,7 +157,7 @@ def baseline_overrides(cfg: Mapping[str, Any], seed: int) -> list[str]:
             if k != "progress"]
     out.append("++trainer.progress=false")
     out += [f"++paths.{k}={override_value(v)}" for k, v in (cfg.get("paths") or {}).items()]
-    out += [f"method={BASELINE_METHOD}", f"seed={int(seed)}"]
+    out += [f"method={method}", f"seed={int(seed)}"]
     return out
 
 
@@ -132,31 +172,81 @@ def subprocess_launcher(overrides: list[str], run_dir: Path) -> None:
                        f"summary.json say why. Command: {' '.join(cmd)}")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class NtgOptions:
+    """`measure.ntg.*` (the `ntg` measure's options): confidence level, err = 1 - metric,
+    the baselines cache (None: `default_baselines_dir`) and whether to train missing ones."""
+
+    level: float = 0.95
+    metric: str = DEFAULT_METRIC
+    baselines_dir: str | None = None
+    launch: bool = True
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> NtgOptions:
+        """Options of a composed `measure.ntg` entry; unknown keys are an error."""
+        options = {k: v for k, v in (cfg or {}).items() if k != "name"}
+        known = [p for p in inspect.signature(ntg.ntg_measure).parameters if p != "ctx"]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise JtlError(f"measure 'ntg' has no option(s) {unknown}; it takes {known}")
+        return cls(**options)
+
+    def cache_dir(self, root: Path) -> Path:
+        return Path(self.baselines_dir) if self.baselines_dir else default_baselines_dir(root)
+
+
+@dataclasses.dataclass(frozen=True)
 class TransferRun:
+    """A completed run to be compared: its config, seed and target error (1 - metric)."""
+
     path: Path
     cfg: dict[str, Any]
     seed: int
     err: float
-
-
-@dataclasses.dataclass
-class NtgResult:
-    """Per transfer run dir: the values written to its measures.json; plus what was launched."""
-
-    values: dict[Path, MeasureValues]
-    launched: list[Path]
-    skipped: dict[Path, str]
+    summary: dict[str, Any]
 
 
 def _error(run_dir: Path, summary: Mapping[str, Any], metric: str) -> float:
     if metric not in summary:
-        raise JtlError(f"{run_dir}/summary.json has no '{metric}'; NTG reads err = 1 - {metric}")
+        raise JtlError(f"{run_dir}/{rundir.SUMMARY} has no '{metric}'; NTG reads "
+                       f"err = 1 - {metric}")
     return 1.0 - float(summary[metric])
 
 
+def load_transfer_run(run_dir: str | os.PathLike, metric: str = DEFAULT_METRIC
+                      ) -> TransferRun | str:
+    """The run, or why it is not compared (a target_only baseline, not completed)."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    if is_baseline(cfg):
+        return "a target_only baseline, not a transfer run"
+    summary = read_summary(run_dir)
+    status = None if summary is None else summary.get("status")
+    if summary is None or status != "completed":
+        return f"not completed (status {status})"
+    if "seed" not in cfg:
+        raise JtlError(f"{run_dir}/{rundir.CONFIG} has no seed; NTG pairs runs by seed")
+    return TransferRun(run_dir, cfg, int(cfg["seed"]), _error(run_dir, summary, metric),
+                       summary)
+
+
+def by_seed(runs: Sequence[TransferRun]) -> dict[int, TransferRun]:
+    """Seed -> run; two runs of one seed are an error naming both (never averaged or
+    overwritten: which one counts is the user's call)."""
+    out: dict[int, TransferRun] = {}
+    for r in runs:
+        if r.seed in out:
+            raise JtlError(f"{out[r.seed].path} and {r.path} are both seed {r.seed} of one "
+                           "group; NTG pairs one run per seed, so move one of them out of the "
+                           "measured dir (or, in jtl.report, split the group with --by)")
+        out[r.seed] = r
+    return out
+
+
 class BaselineCache:
-    """Completed target_only runs by (key hash, seed), found under some roots; trains the rest."""
+    """Completed reference runs (target_only, source_only from scratch) by (method, key hash,
+    seed), found under some roots; trains the missing ones when allowed."""
 
     def __init__(self, baselines_dir: Path, search: Sequence[Path] = (),
                  launcher: Launcher | None = None, launch: bool = True) -> None:
@@ -164,48 +254,71 @@ class BaselineCache:
         self.launcher = launcher or subprocess_launcher
         self.launch = launch
         self.launched: list[Path] = []
-        self.index: dict[tuple[str, int], Path] = {}
+        self.index: dict[tuple[str, str, int], list[Path]] = defaultdict(list)
+        seen: set[Path] = set()
         for root in [self.dir, *search]:
             if not Path(root).is_dir():
                 continue
             for run in find_runs(root):
-                self._add(run)
+                if run.resolve() not in seen:
+                    seen.add(run.resolve())
+                    self._add(run)
 
     def _add(self, run: Path) -> None:
         try:
             cfg = read_config(run)
         except JtlError:
             return
-        if is_baseline(cfg) and is_completed(run) and "seed" in cfg:
-            self.index.setdefault((key_hash(baseline_key(cfg)), int(cfg["seed"])), run)
+        for method in (TARGET_ONLY, SOURCE_ONLY):
+            if is_reference(cfg, method) and is_completed(run) and "seed" in cfg:
+                key = key_hash(reference_key(cfg, method))
+                self.index[(method, key, int(cfg["seed"]))].append(run)
 
-    def get(self, cfg: Mapping[str, Any], seed: int) -> Path:
-        """The baseline run dir for a transfer run's config and seed, trained if missing."""
-        key = baseline_key(cfg)
-        h = key_hash(key)
-        if (h, seed) in self.index:
-            return self.index[(h, seed)]
-        run_dir = self.dir / h / f"seed{seed}"
-        overrides = baseline_overrides(cfg, seed)
-        if not self.launch:
-            raise JtlError(
-                f"no target_only baseline for seed {seed} of this target config under "
-                f"{self.dir}; train it with `python -m jtl.train {' '.join(overrides)} "
-                f"hydra.run.dir={run_dir}` or allow launching (measure.ntg.launch=true)")
-        key_file = self.dir / h / "key.json"
+    def find(self, method: str, cfg: Mapping[str, Any], seed: int) -> Path | None:
+        """The one completed `method` reference of this config and seed, or None."""
+        found = self.index.get((method, key_hash(reference_key(cfg, method)), seed), [])
+        if len(found) > 1:
+            raise JtlError(f"{found[0]} and {found[1]} are both the {method} reference of seed "
+                           f"{seed} for this config; keep one of them")
+        return found[0] if found else None
+
+    def get_all(self, method: str, runs: Mapping[int, TransferRun]) -> dict[int, Path]:
+        """Seed -> the `method` reference of each run, training the missing ones if allowed."""
+        found = {s: self.find(method, r.cfg, s) for s, r in runs.items()}
+        missing = sorted(s for s, p in found.items() if p is None)
+        if missing and not self.launch:
+            s = missing[0]
+            raise MissingBaselineError(
+                f"no {method} reference for seed(s) {missing} of {runs[s].path}'s config under "
+                f"{self.dir} or the measured dir; train them with `python -m jtl.measure "
+                f"run_dir=<dir> measure=[ntg]`, or by hand: `python -m jtl.train "
+                f"{' '.join(baseline_overrides(runs[s].cfg, s, method))} "
+                f"hydra.run.dir={self._dir(method, runs[s].cfg, s)}`")
+        for s in missing:
+            found[s] = self._train(method, runs[s].cfg, s)
+        return found  # type: ignore[return-value]
+
+    def _dir(self, method: str, cfg: Mapping[str, Any], seed: int) -> Path:
+        return self.dir / method / key_hash(reference_key(cfg, method)) / f"seed{seed}"
+
+    def _train(self, method: str, cfg: Mapping[str, Any], seed: int) -> Path:
+        key = reference_key(cfg, method)
+        run_dir = self._dir(method, cfg, seed)
+        key_file = run_dir.parent / "key.json"
         if not key_file.exists():
             atomic_write_text(key_file, json.dumps(key, indent=2, sort_keys=True) + "\n")
-        with rundir.file_lock(self.dir / h / f".seed{seed}.lock"):
+        with rundir.file_lock(run_dir.parent / f".seed{seed}.lock"):
             if not is_completed(run_dir):  # another process may have trained it meanwhile
-                self.launcher(overrides, run_dir)
+                self.launcher(baseline_overrides(cfg, seed, method), run_dir)
                 self.launched.append(run_dir)
         if not is_completed(run_dir):
-            raise JtlError(f"baseline {run_dir} did not complete; see its summary.json")
+            raise JtlError(f"baseline {run_dir} did not complete; see its {rundir.SUMMARY}")
         got = read_config(run_dir)
-        if baseline_key(got) != key or int(got["seed"]) != seed or not is_baseline(got):
+        if (not is_reference(got, method) or reference_key(got, method) != key
+                or int(got["seed"]) != seed):
             raise JtlError(f"baseline {run_dir} was trained with a config other than the one "
                            "asked for; delete that dir and measure again")
-        self.index[(h, seed)] = run_dir
+        self.index[(method, key_hash(key), seed)] = [run_dir]
         return run_dir
 
 
@@ -215,59 +328,129 @@ def default_baselines_dir(root: Path) -> Path:
     return (root.parent if (root / rundir.CONFIG).exists() else root) / "baselines"
 
 
+_NUM_CLASSES: dict[str, int] = {}
+
+
+def num_classes(run: TransferRun) -> int:
+    """Classes of the run's target: its summary's `num_classes`, else from its domains (once
+    per target config)."""
+    if "num_classes" in run.summary:
+        return int(run.summary["num_classes"])
+    key = json.dumps({k: run.cfg.get(k) for k in ("source", "target", "model", "paths")},
+                     sort_keys=True, default=str)
+    if key not in _NUM_CLASSES:
+        from jtl.train.trainer import load_domains
+
+        _NUM_CLASSES[key] = int(load_domains(run.cfg)[1].num_classes)
+    return _NUM_CLASSES[key]
+
+
+@dataclasses.dataclass
+class Comparison:
+    """One group of runs (one per seed) against its references: the group's values (mean,
+    interval, verdict of each comparison) and each run's own (its gaps and reference dirs)."""
+
+    values: MeasureValues
+    per_run: dict[Path, MeasureValues]
+
+
+def _errors(refs: Mapping[int, Path], metric: str) -> dict[int, float]:
+    return {s: _error(p, read_summary(p) or {}, metric) for s, p in refs.items()}
+
+
+def _zero_label(runs: Mapping[int, TransferRun], level: float) -> tuple[MeasureValues, float]:
+    classes = {num_classes(r) for r in runs.values()}
+    if len(classes) != 1:
+        raise JtlError(f"the runs of one group have targets of {sorted(classes)} classes")
+    chance = ntg.chance_error(classes.pop())
+    return ntg.zero_label_gap({s: r.err for s, r in runs.items()}, chance, level), chance
+
+
+def compare(members: Sequence[TransferRun], cache: BaselineCache,
+            opts: NtgOptions = NtgOptions()) -> Comparison:
+    """Pair a group of runs (one per seed) with their references (module doc, `ntg`)."""
+    runs = by_seed(members)
+    labels = {r.path: reads_target_labels(r.cfg) for r in members}
+    if len(set(labels.values())) > 1:
+        yes = next(p for p, v in labels.items() if v)
+        no = next(p for p, v in labels.items() if not v)
+        raise JtlError(f"one group holds runs that read target labels ({yes}) and runs that "
+                       f"do not ({no}); they have different baselines, so group them apart "
+                       "(jtl.report: --by method.name)")
+    transfer = {s: r.err for s, r in runs.items()}
+    if any(labels.values()):
+        base = cache.get_all(TARGET_ONLY, runs)
+        base_err = _errors(base, opts.metric)
+        return Comparison(
+            {"ntg_baseline": ntg.SAME_LABELS,
+             **ntg.negative_transfer_gap(transfer, base_err, opts.level)},
+            {r.path: {"ntg_transfer_err": r.err,
+                      "ntg_gap": r.err - base_err[s], "ntg_baseline_err": base_err[s],
+                      "ntg_baseline_dir": str(base[s])} for s, r in runs.items()})
+    own = {s: r.path for s, r in runs.items() if is_reference(r.cfg, SOURCE_ONLY)}
+    refs = {**cache.get_all(SOURCE_ONLY, {s: r for s, r in runs.items() if s not in own}),
+            **own}
+    ref_err = _errors(refs, opts.metric)
+    values: MeasureValues = {"ntg_baseline": ntg.NO_LABELS}
+    if len(own) == len(runs):
+        values[f"{ntg.GAIN}_verdict"] = ntg.REFERENCE
+    else:
+        values.update(ntg.adaptation_gain(transfer, ref_err, opts.level))
+    try:
+        zero, chance = _zero_label(runs, opts.level)
+    except JtlError as e:  # the gain stands on its own; say why the NTG is missing
+        zero, chance = {f"{ntg.ZERO_LABEL}_verdict": f"unavailable: {e}"}, None
+    values.update(zero if chance is None else {**zero, "ntg_zero_label_err": chance})
+    per_run: dict[Path, MeasureValues] = {}
+    for s, r in runs.items():
+        per_run[r.path] = {"ntg_transfer_err": r.err,
+                           "ntg_adaptation_gain": ref_err[s] - r.err,
+                           "ntg_source_only_err": ref_err[s], "ntg_source_only_dir": str(refs[s])}
+        if chance is not None:
+            per_run[r.path]["ntg_zero_label_gap"] = r.err - chance
+    return Comparison(values, per_run)
+
+
+@dataclasses.dataclass
+class NtgResult:
+    """Per run dir: the values written to its measures.json; plus what was launched/skipped."""
+
+    values: dict[Path, MeasureValues]
+    launched: list[Path]
+    skipped: dict[Path, str]
+
+
 def negative_transfer(
     run_dirs: Sequence[str | os.PathLike],
+    opts: NtgOptions,
     baselines_dir: str | os.PathLike,
-    ntg_cfg: Mapping[str, Any] | None = None,
-    metric: str = "target/test/accuracy",
-    launch: bool = True,
     launcher: Launcher | None = None,
     search: Sequence[Path] = (),
 ) -> NtgResult:
-    """NTG of each transfer run in `run_dirs` against its (cached or newly trained) baselines.
+    """`measure=[ntg]`: every comparable run of `run_dirs`, grouped by its config minus seed.
 
-    Baselines and unfinished runs among `run_dirs` are skipped and named in `skipped`; each
-    transfer run gets the NTG of its group (`ntg_mean`, `ntg_ci_low`, ..., via the `ntg`
-    measure) and its own seed's `ntg_gap`, `ntg_transfer_err`, `ntg_baseline_err` and
-    `ntg_baseline_dir`.
+    Baselines and unfinished runs are skipped and named in `skipped`; each run gets its
+    group's values and its own, and every other NTG key as null (`ntg.ALL_KEYS`), so that
+    measuring again never leaves a stale value of the other kind in measures.json.
     """
     runs: list[TransferRun] = []
     skipped: dict[Path, str] = {}
     for d in map(Path, run_dirs):
-        cfg = read_config(d)
-        if is_baseline(cfg):
-            skipped[d] = "a target_only baseline, not a transfer run"
-            continue
-        summary = read_summary(d)
-        status = None if summary is None else summary.get("status")
-        if summary is None or status != "completed":
-            skipped[d] = f"not completed (status {status})"
-            continue
-        runs.append(TransferRun(d, cfg, int(cfg["seed"]), _error(d, summary, metric)))
+        got = load_transfer_run(d, opts.metric)
+        if isinstance(got, str):
+            skipped[d] = got
+        else:
+            runs.append(got)
     if not runs:
         why = "; ".join(f"{p}: {w}" for p, w in skipped.items()) or "no run dirs"
         raise JtlError(f"NTG needs completed transfer runs (not target_only from scratch): {why}")
-
-    cache = BaselineCache(Path(baselines_dir), search, launcher, launch)
+    cache = BaselineCache(Path(baselines_dir), search, launcher, opts.launch)
     groups: dict[str, list[TransferRun]] = defaultdict(list)
     for r in runs:
         groups[transfer_signature(r.cfg)].append(r)
     values: dict[Path, MeasureValues] = {}
-    cfg = {"ntg": dict(ntg_cfg or {"name": "ntg"})}
     for members in groups.values():
-        by_seed: dict[int, TransferRun] = {}
-        for r in members:
-            if r.seed in by_seed:
-                raise JtlError(f"{by_seed[r.seed].path} and {r.path} have the same config and "
-                               f"seed {r.seed}; NTG pairs one run per seed, so measure one of them")
-            by_seed[r.seed] = r
-        base = {s: cache.get(r.cfg, s) for s, r in sorted(by_seed.items())}
-        base_err = {s: _error(p, read_summary(p) or {}, metric) for s, p in base.items()}
-        ctx = MeasureContext(transfer_err={s: r.err for s, r in by_seed.items()},
-                             baseline_err=base_err)
-        group_values = run_measures(ctx, cfg)
-        for s, r in by_seed.items():
-            values[r.path] = {**group_values, "ntg_gap": r.err - base_err[s],
-                              "ntg_transfer_err": r.err, "ntg_baseline_err": base_err[s],
-                              "ntg_baseline_dir": str(base[s])}
+        c = compare(members, cache, opts)
+        for path, own in c.per_run.items():
+            values[path] = {**dict.fromkeys(ntg.ALL_KEYS), **c.values, **own}
     return NtgResult(values, cache.launched, skipped)

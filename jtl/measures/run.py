@@ -1,13 +1,16 @@
 """Measure trained runs: features from a checkpoint -> `MeasureContext` -> measures.json.
 
-`measure_run(run_dir, measure_cfg)` is what `jtl.measure` and the trainer call for one run;
-`measure_dirs` does the same for every run of a sweep, so that NTG can pair the sweep's seeds.
+`measure_run(run_dir, measure_cfg)` is what `jtl.measure` and the end-of-training hook call
+for one run; `measure_dirs` does the same for every run of a sweep, so that NTG can pair the
+sweep's seeds (`jtl.measures.baselines`).
 
-The measured model plays the *source model* of the transferability estimates: LEEP and NCE
-read its softmax on target test inputs (`target_source_probs`), LogME and H-score its layer
-features there, all against the true target labels. That is what they are defined for when
-the run is a source-only model about to be transferred; on a run that already trained on the
-target they only describe that run.
+The measured model plays the *source model* of the transferability estimates (LEEP, NCE read
+its softmax on target inputs, LogME, H-score its layer features there). They score how well
+that model suits the target *task*, whose labels are the target **train** split's (with
+`per_class`, the labeled subset the runs train on): they always read that split, whatever
+`split` says, and never the target test labels, which are for evaluation only. On a run that
+already trained on the target they only describe that run. The feature measures (pad, mmd,
+coral, tsne) read `split` of both domains (default test).
 
 Feature measures on a layer other than `features` write their keys prefixed by the layer
 (`backbone/blocks/0/pad`), so measuring several layers never overwrites one another.
@@ -30,11 +33,19 @@ import numpy as np
 from jtl import rundir
 from jtl.errors import JtlError
 from jtl.measures.base import MEASURES, MeasureContext, MeasureValues, run_measures, subsample
-from jtl.measures.baselines import Launcher, default_baselines_dir, negative_transfer
+from jtl.measures.baselines import (
+    Launcher,
+    NtgOptions,
+    default_baselines_dir,
+    negative_transfer,
+)
 from jtl.rundir import find_runs, is_completed, write_measures
 
 DEFAULT_LAYER = "features"
 SPLITS = ("train", "val", "test")
+# Transferability estimates: they read target labels, so they read the target train split.
+TASK_MEASURES = frozenset({"leep", "logme", "hscore", "nce"})
+TASK_SPLIT = "train"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +53,7 @@ class FeatureOptions:
     """How features are taken: the layer, the split of both domains, and a per-domain cap."""
 
     layer: str = DEFAULT_LAYER
-    split: str = "test"
+    split: str = "test"  # of the feature measures; TASK_MEASURES read TASK_SPLIT
     max_samples: int | None = 2000
     step: int | None = None  # checkpoint step; None: the latest
     seed: int | None = None  # subsampling seed; None: the run's seed
@@ -64,17 +75,21 @@ def _name(key: str, entry: Mapping[str, Any]) -> str:
 
 
 def split_ntg(cfg: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
-    """(feature measures, ntg options or None); unknown names fail before any model loads."""
+    """(feature measures, ntg options or None); unknown names and NTG options fail before
+    any model loads."""
     plain = _plain(cfg)
     for key, entry in plain.items():
         MEASURES.get(_name(key, entry))
     ntg = [entry for key, entry in plain.items() if _name(key, entry) == "ntg"]
     rest = {k: e for k, e in plain.items() if _name(k, e) != "ntg"}
+    if ntg:
+        NtgOptions.from_cfg(ntg[0])
     return rest, (ntg[0] if ntg else None)
 
 
 def extract_context(run: Any, opts: FeatureOptions = FeatureOptions()) -> MeasureContext:
-    """Source and target features of one layer (and target softmax) from a loaded `Run`."""
+    """Source and target features of one layer (and target softmax) of `opts.split` of both
+    domains, from a loaded `Run`."""
     from jtl.train.runs import features, layer_names
 
     names = layer_names(run.model)
@@ -103,6 +118,28 @@ def extract_context(run: Any, opts: FeatureOptions = FeatureOptions()) -> Measur
     )
 
 
+def measure_loaded(run: Any, cfg: Mapping[str, Mapping[str, Any]],
+                   opts: FeatureOptions = FeatureOptions()) -> MeasureValues:
+    """Run the (non-NTG) measures of `cfg` on a loaded `Run`: TASK_MEASURES on the target
+    train split, the others on `opts.split` (one extraction when they coincide)."""
+    task = {k: e for k, e in cfg.items() if _name(k, e) in TASK_MEASURES}
+    rest = {k: e for k, e in cfg.items() if k not in task}
+    contexts: dict[str, MeasureContext] = {}
+
+    def context(split: str) -> MeasureContext:
+        if split not in contexts:
+            contexts[split] = extract_context(run, dataclasses.replace(opts, split=split))
+        return contexts[split]
+
+    values: MeasureValues = {}
+    for split, part in ((opts.split, rest), (TASK_SPLIT, task)):
+        if part:
+            values.update(run_measures(context(split), part))
+    if opts.layer != DEFAULT_LAYER:
+        values = {f"{opts.layer}/{k}": v for k, v in values.items()}
+    return values
+
+
 def _feature_measures(run_dir: Path, cfg: Mapping[str, Mapping[str, Any]],
                       opts: FeatureOptions) -> tuple[MeasureValues, int]:
     """Values and the checkpoint step they were taken at: the run's completed step, or the
@@ -114,10 +151,7 @@ def _feature_measures(run_dir: Path, cfg: Mapping[str, Mapping[str, Any]],
     with warnings.catch_warnings():  # orbax warns on every restore without a sharding spec
         warnings.filterwarnings("ignore", message="Sharding info not provided")
         run = load_run(run_dir, step)
-    values = run_measures(extract_context(run, opts), cfg)
-    if opts.layer != DEFAULT_LAYER:
-        values = {f"{opts.layer}/{k}": v for k, v in values.items()}
-    return values, run.step
+    return measure_loaded(run, cfg, opts), run.step
 
 
 def _check_dir(run_dir: str | os.PathLike) -> Path:
@@ -128,20 +162,14 @@ def _check_dir(run_dir: str | os.PathLike) -> Path:
     return path
 
 
-def _ntg_options(ntg: Mapping[str, Any], root: Path) -> dict[str, Any]:
-    return {"baselines_dir": Path(ntg.get("baselines_dir") or default_baselines_dir(root)),
-            "metric": str(ntg.get("metric", "target/test/accuracy")),
-            "launch": bool(ntg.get("launch", True))}
-
-
 def measure_run(run_dir: str | os.PathLike, measure_cfg: Any,
                 opts: FeatureOptions = FeatureOptions(),
                 launcher: Launcher | None = None) -> MeasureValues:
     """Run the measures of a composed `measure` config on one run; merge into measures.json.
 
-    The trainer's hook: `measure_run(workdir, cfg["measure"])`. With `ntg` among them, the
-    run's target_only baseline is found or trained (see `jtl.measures.baselines`); one run
-    alone gives its gap, not a verdict.
+    What the end-of-training hook calls. With `ntg` among them, the run's references are
+    found or trained (see `jtl.measures.baselines`); one run alone gives its gap, not a
+    verdict.
     """
     run_dir = _check_dir(run_dir)
     if not (run_dir / rundir.CONFIG).exists():
@@ -166,9 +194,8 @@ def measure_dirs(run_dirs: Sequence[Path], measure_cfg: Any,
             write_measures(d, values, step)
     if ntg is not None:
         root = Path(root) if root is not None else next(iter(out))
-        o = _ntg_options(ntg, root)
-        result = negative_transfer(list(out), o["baselines_dir"], ntg, o["metric"],
-                                   o["launch"], launcher, search=[root])
+        o = NtgOptions.from_cfg(ntg)
+        result = negative_transfer(list(out), o, o.cache_dir(root), launcher, search=[root])
         for d, why in result.skipped.items():
             print(f"jtl: ntg: skipping {d}: {why}", file=sys.stderr)
         for d, values in result.values.items():
@@ -188,6 +215,18 @@ def runs_under(root: str | os.PathLike, baselines_dir: Path | None = None) -> li
         raise JtlError(f"no completed run under {root} (looked for */{rundir.CONFIG} beside a "
                        "summary.json with status completed)")
     return runs
+
+
+def measure_path(root: str | os.PathLike, measure_cfg: Any,
+                 opts: FeatureOptions = FeatureOptions(),
+                 launcher: Launcher | None = None) -> dict[Path, MeasureValues]:
+    """`jtl.measure run_dir=ROOT`: a run dir, or every completed run of a sweep (not the
+    baselines cache NTG trains into it)."""
+    _, ntg = split_ntg(measure_cfg)  # unknown names fail here, before any model loads
+    root = _check_dir(root)
+    cache = NtgOptions.from_cfg(ntg).cache_dir(root) if ntg is not None else None
+    return measure_dirs(runs_under(root, cache), measure_cfg, opts, launcher=launcher,
+                        root=root)
 
 
 def end_of_training(measure_cfg: Any) -> Any:
