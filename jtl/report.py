@@ -1,4 +1,6 @@
-"""`python -m jtl.report <dir> [--by KEY ...] [--metric NAME ...] [--ntg]`; see `jtl.cli.report`."""
+"""`python -m jtl.report <dir> [--by KEY ...] [--metric NAME ...] [--ntg]`.
+
+The command line is `jtl.cli.report`; the library it wraps is `jtl.measures.report`."""
 
 from jtl.cli.report import main
 

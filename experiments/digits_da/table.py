@@ -11,7 +11,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from jtl.cli.report import load_runs
+from jtl.measures.report import load_runs
 from jtl.measures.stats import mean_ci
 
 METRICS = {"final": "target/test/accuracy", "honest": "selected/val/target/test/accuracy",

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from jtl.cli.report import build_report
 from jtl.measures.ntg import verdict
+from jtl.measures.report import build_report
 from jtl.rundir import atomic_savefig, atomic_write_text
 
 HERE = Path(__file__).resolve().parent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,14 @@ import numpy as np
 import pytest
 import yaml
 
+from jtl.cli.measure import main as measure_main
 from jtl.cli.report import main
+from jtl.measures import ntg
+from jtl.measures.report import build_report, error_bars
+from tests.measures.ntg_sweep import accuracy as sweep_accuracy
+from tests.measures.ntg_sweep import make_sweep
+
+report_main = main
 
 T_975_DF2 = 4.302652729911275  # Student-t 97.5% quantile, 2 degrees of freedom (3 seeds)
 SEEDS = (0, 1, 2)
@@ -26,7 +34,8 @@ def accuracy(method: str, seed: int, per_class: int = 10) -> float:
 
 
 def write_run(root: Path, name: str, method: str, seed: int, per_class: int = 10,
-              status: str = "completed", pad: float | None = None) -> None:
+              status: str = "completed", pad: float | None = None,
+              acc: float | None = None) -> None:
     run = root / name
     (run / ".hydra").mkdir(parents=True)
     config = {
@@ -35,11 +44,11 @@ def write_run(root: Path, name: str, method: str, seed: int, per_class: int = 10
         "method": {"name": method, **({"lambda_max": 1.0} if method == "dann" else {})},
         "source": {"name": "mnist", "shifts": []},
         "target": {"name": "usps", "per_class": per_class, "shifts": []},
-        "trainer": {"steps": 100},
+        "trainer": {"steps": 100, "progress": seed == 0},  # never a grouping key either
         "paths": {"data_dir": f"/tmp/data{seed}"},  # differs, but never a grouping key
     }
     (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
-    acc = accuracy(method, seed, per_class)
+    acc = accuracy(method, seed, per_class) if acc is None else acc
     summary = {"status": status, "step": 100, "seed": seed, "method": method,
                "source": "mnist", "target": "usps", "num_params": 1234,
                "source/test/accuracy": 0.99 - 0.001 * seed, "target/test/accuracy": acc,
@@ -78,8 +87,8 @@ def test_csv_equals_numpy_and_markdown_prints(grid: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "6 completed runs in 2 groups; skipped 1 not completed (failed: 1)" in out
     header = next(line for line in out.splitlines() if line.startswith("| method.name"))
-    # Only the method varies: the seed and paths.* never group; method.lambda_max is
-    # present for dann only, so it varies too and is a column.
+    # Only the method varies: the seed, paths.* and trainer.progress never group;
+    # method.lambda_max is present for dann only, so it varies too and is a column.
     assert header.split(" | ")[:3] == ["| method.name", "method.lambda_max", "n"]
     assert "| dann | 1.0 | 3 |" in out
     rows = read_csv(grid / "report.csv")
@@ -100,38 +109,77 @@ def test_csv_equals_numpy_and_markdown_prints(grid: Path, capsys) -> None:
     assert (grid / "report_target_test_accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_ntg_pairs_each_group_with_the_target_only_of_the_same_target(tmp_path: Path,
-                                                                       capsys) -> None:
-    i = 0
-    for method in ("dann", "target_only", "source_only"):
-        for per_class in (10, 50):
-            for seed in SEEDS:
-                if method == "source_only" and per_class == 50 and seed == 2:
-                    continue  # an unpaired seed: left out of NTG with a warning
-                write_run(tmp_path, f"{i}", method, seed, per_class)
-                i += 1
-    assert main([str(tmp_path), "--ntg", "--metric", "target/test/accuracy",
-                 "--by", "method.name", "target.per_class"]) == 0
+def _ntg_rows(root: Path) -> dict[tuple[str, str, str], dict[str, str]]:
+    with open(root / "report.csv") as f:
+        return {(r["method.name"], r.get("target.per_class", ""), r.get("init_from", "")): r
+                for r in csv.DictReader(f)}
+
+
+NTG_GROUP_KEYS = [f"{p}_{s}" for p in ("ntg", "ntg_adaptation_gain", "ntg_zero_label")
+                  for s in ("mean", "ci_low", "ci_high", "n", "verdict")]
+
+
+def test_report_and_measure_give_the_same_ntg(tmp_path: Path, capsys) -> None:
+    """One sweep, both entry points: the same references, the same numbers, and runs that
+    read no target label (dann, source_only) are never set against the full-label
+    target_only that sits in the sweep."""
+    runs = make_sweep(tmp_path)
+    assert measure_main([f"run_dir={tmp_path}", "measure=[ntg]",
+                         "measure.ntg.launch=false"]) == 0
+    assert report_main([str(tmp_path), "--ntg", "--metric", "target/test/accuracy"]) == 0
+    out = capsys.readouterr().out
+    rows = _ntg_rows(tmp_path)
+    groups = {"dann": ("dann", "", ""), "source_only": ("source_only", "", ""),
+              "finetune": ("target_only", "5", "set")}
+    for kind, key in groups.items():
+        measured = json.loads((runs[(kind, 0)] / "measures.json").read_text())
+        for k in NTG_GROUP_KEYS:
+            m, r = measured[k], rows[key][k]
+            assert (r == "") if m is None else (r == str(m) if isinstance(m, str) else
+                                                 float(r) == m), (kind, k, m, r)
+    dann = rows[groups["dann"]]
+    assert dann["ntg_mean"] == "" and dann["ntg_baseline"] == ntg.NO_LABELS
+    gains = [sweep_accuracy("dann", s) - sweep_accuracy("source_only", s) for s in SEEDS]
+    assert float(dann["ntg_adaptation_gain_mean"]) == pytest.approx(np.mean(gains), abs=1e-12)
+    gaps = [sweep_accuracy("target_only_5", s) - sweep_accuracy("finetune", s) for s in SEEDS]
+    assert float(rows[groups["finetune"]]["ntg_mean"]) == pytest.approx(np.mean(gaps), abs=1e-12)
+    assert rows[("target_only", "", "")]["ntg_verdict"] == "baseline"
+    dann_line = next(line for line in out.splitlines() if "| dann |" in line)
+    assert "zero-label baseline (chance err 0.9):" in dann_line
+    assert ntg.HELPS in dann_line and "negative transfer" not in dann_line
+
+
+def test_ntg_duplicates_and_missing_references_are_named(tmp_path: Path, capsys) -> None:
+    runs = make_sweep(tmp_path, kinds=("dann", "target_only"), seeds=(0, 1))
+    # No source_only anywhere: dann's row says so, and is not compared with target_only.
+    assert report_main([str(tmp_path), "--ntg"]) == 0
     captured = capsys.readouterr()
-    assert "seed(s) [2] lack a partner" in captured.err
-    with open(tmp_path / "report.csv") as f:
-        rows = {(r["method.name"], r["target.per_class"]): r for r in csv.DictReader(f)}
-    assert len(rows) == 6
-    for method in ("dann", "source_only"):
-        for per_class in (10, 50):
-            seeds = SEEDS[:2] if (method, per_class) == ("source_only", 50) else SEEDS
-            gaps = [(1 - accuracy(method, s, per_class)) - (1 - accuracy("target_only", s,
-                                                                         per_class))
-                    for s in seeds]
-            row = rows[(method, str(per_class))]
-            assert float(row["ntg/mean"]) == pytest.approx(np.mean(gaps), rel=1e-9)
-            assert int(row["ntg/n"]) == len(seeds)
-            if len(seeds) == 3:  # constant gaps: the interval collapses onto the mean
-                assert float(row["ntg/ci_low"]) == pytest.approx(np.mean(gaps), rel=1e-9)
-    # target_only is more accurate than both transfer methods at every seed.
-    assert rows[("dann", "10")]["ntg/verdict"] == "negative transfer"
-    assert rows[("target_only", "10")]["ntg/verdict"] == "baseline"
-    assert "['ntg/mean']" not in captured.out and "negative transfer" in captured.out
+    assert "no source_only reference for seed(s) [0, 1]" in captured.err
+    assert "python -m jtl.train" in captured.err
+    dann = _ntg_rows(tmp_path)[("dann", "", "")]
+    assert dann.get("ntg_mean", "") == "" and "missing" in dann["ntg_verdict"]
+    # Two runs of one seed in a group: an error naming both dirs, from both entry points.
+    shutil.copytree(runs[("dann", 1)], tmp_path / "again")
+    make_sweep(tmp_path, kinds=("source_only",), seeds=(0, 1))
+    assert report_main([str(tmp_path), "--ntg"]) == 2
+    assert measure_main([f"run_dir={tmp_path}", "measure=[ntg]",
+                         "measure.ntg.launch=false"]) == 2
+    for err in capsys.readouterr().err.strip().splitlines():
+        assert str(runs[("dann", 1)]) in err and str(tmp_path / "again") in err
+
+
+def test_bounded_intervals_are_clipped_for_display_not_in_the_csv(tmp_path: Path) -> None:
+    for seed, acc in enumerate((0.99, 1.0, 0.93)):
+        write_run(tmp_path, str(seed), "dann", seed, acc=acc)
+    rep = build_report(tmp_path, metrics=["target/test/accuracy"])
+    mean, low, high = ci([0.99, 1.0, 0.93])
+    assert high > 1
+    row = rep.rows[0]
+    assert row["target/test/accuracy/ci_high"] == pytest.approx(high)  # raw, recomputable
+    assert f"{mean:.4g} [{low:.4g}, 1]" in rep.markdown
+    means, err = error_bars(rep.rows, "target/test/accuracy")
+    assert means[0] == pytest.approx(mean)
+    assert err[:, 0] == pytest.approx([mean - low, 1.0 - mean])
 
 
 def test_user_mistakes_exit_2_with_a_message(tmp_path: Path, grid: Path, capsys) -> None:
