@@ -414,6 +414,7 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
         "source": source.name,
         "target": target.name,
         "model": cfg["model"]["name"],
+        "num_classes": target.num_classes,
         "fingerprint": rundir.fingerprint(cfg),
         "steps_per_call": spc,
         "num_params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(state["params"]))),
