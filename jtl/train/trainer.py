@@ -37,6 +37,7 @@ from jtl.train import checkpoint as ckpt
 from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
 from jtl.train.optim import build_optimizer
+from jtl.train.selection import make_dev, select_dev
 from jtl.train.step import init_state, make_chunk, make_step, step_keys
 from jtl.train.writer import MetricWriter
 
@@ -176,7 +177,8 @@ def _selection(history: list[dict], labeled: str, final: dict[str, float], total
                val_policy: str | None) -> dict[str, Any]:
     """Model selection over the evaluations: honest (validation split of the domain whose
     labels the method trains on) beside the oracle (target test labels, for reference only).
-    Without a validation split the honest choice is the final step, and the summary says so."""
+    Without a validation split the honest choice is the final step, and the summary says so.
+    Runs with a DEV risk also get the evaluation of lowest DEV risk (label-free, selection.py)."""
     evals = [r for r in history if "target/test/accuracy" in r]
     honest_evals = [r for r in evals if f"{labeled}/val/accuracy" in r]
     out: dict[str, Any] = {"selected/val/policy": val_policy} if val_policy else {}
@@ -192,6 +194,7 @@ def _selection(history: list[dict], labeled: str, final: dict[str, float], total
         oracle = max(evals, key=lambda r: (r["target/test/accuracy"], -r["step"]))
         out.update({"selected/oracle/step": oracle["step"],
                     "selected/oracle/target/test/accuracy": oracle["target/test/accuracy"]})
+    out.update(select_dev(evals))
     return out
 
 
@@ -328,6 +331,9 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])
     ckpt_every = int(tcfg["checkpoint_every"])
 
+    # Label-free selection (DEV) for methods that read no target labels; no config key.
+    dev = None if "target/y" in method.uses else make_dev(graphdef, source, target, seed)
+
     def run_evals(params: Any) -> dict[str, float]:
         out = {}
         for name, split in [("source/val", source.val), ("source/test", source.test),
@@ -335,6 +341,8 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
             if len(split):  # an empty val split (few-shot, val_fraction=0) is not evaluated
                 for k, v in evaluate(params, split).items():
                     out[f"{name}/{k}"] = v
+        if dev is not None:
+            out.update(dev(params))
         return out
 
     from tqdm.auto import tqdm
