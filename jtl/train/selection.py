@@ -16,7 +16,11 @@ control-variate estimate is (E[w] = 1 under the source distribution)
 
 The domain classifier is fitted on one half of each train subsample and scored on the other:
 its balanced held-out accuracy (`dev/domain_acc`, ~0.5 = aligned features, ~1 = separable) is
-a label-free domain-confusion signal beside the risk.
+a label-free domain-confusion signal beside the risk. Importance weighting needs the target
+to lie where source validation data lies: `dev/ess`, the weights' effective sample size as a
+fraction of the validation sample (Kish: (sum w)^2 / (n sum w^2), 1 = equal weights), says
+how many source examples the risk really rests on. On separable features (domain_acc ~1) it
+falls to a few examples and the risk is noise: read it as "not aligned", not as a risk.
 
 Every evaluation uses the same subsamples (drawn once, from the run seed), so values at
 different steps are comparable and a resumed run recomputes them exactly. Nothing here enters
@@ -70,6 +74,12 @@ def dev_risk(losses: np.ndarray, weights: np.ndarray) -> float:
     return float(wl.mean() + eta * w.mean() - eta)
 
 
+def effective_sample_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size as a fraction of n: (sum w)^2 / (n sum w^2) in (0, 1]."""
+    w = np.asarray(weights, np.float64)
+    return float(w.sum() ** 2 / (len(w) * np.sum(w**2)))
+
+
 def domain_classifier(fs: np.ndarray, ft: np.ndarray, seed: int
                       ) -> tuple[Callable[[np.ndarray], np.ndarray], float, int, int]:
     """Logistic regression (target = 1) on the first half of source features `fs` and target
@@ -92,30 +102,34 @@ def domain_classifier(fs: np.ndarray, ft: np.ndarray, seed: int
 
 def dev_estimate(fs_train: np.ndarray, ft_train: np.ndarray, fs_val: np.ndarray,
                  val_losses: np.ndarray, seed: int) -> dict[str, float]:
-    """DEV risk of the source-val losses and the domain classifier's held-out accuracy, from
-    source-train, target-train and source-val features (module doc)."""
+    """DEV risk of the source-val losses, the domain classifier's held-out accuracy and the
+    weights' effective sample size, from source-train, target-train and source-val features."""
     log_odds, acc, n_s, n_t = domain_classifier(fs_train, ft_train, seed)
     w = density_ratio(log_odds(fs_val), n_s, n_t)
-    return {"dev/risk": dev_risk(val_losses, w), "dev/domain_acc": acc}
+    return {"dev/risk": dev_risk(val_losses, w), "dev/domain_acc": acc,
+            "dev/ess": effective_sample_size(w)}
 
 
 def select_dev(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The evaluation with the lowest finite DEV risk (the earliest on ties): its step and
-    target test accuracy; {} when no evaluation has a DEV risk."""
+    """The evaluation with the lowest finite DEV risk (the earliest on ties): its step, target
+    test accuracy and weights' ESS (how far to trust the choice); {} without DEV risks."""
     rows = [r for r in history if "target/test/accuracy" in r and "dev/risk" in r
             and math.isfinite(r["dev/risk"])]
     if not rows:
         return {}
     best = min(rows, key=lambda r: (r["dev/risk"], r["step"]))
-    return {"selected/dev/step": best["step"],
-            "selected/dev/target/test/accuracy": best["target/test/accuracy"]}
+    out = {"selected/dev/step": best["step"],
+           "selected/dev/target/test/accuracy": best["target/test/accuracy"]}
+    if "dev/ess" in best:
+        out["selected/dev/ess"] = best["dev/ess"]
+    return out
 
 
 def make_dev(graphdef: nnx.GraphDef, source: Domain, target: Domain, seed: int,
              max_samples: int = MAX_SAMPLES, batch_size: int = 500
              ) -> Callable[[Any], dict[str, float]] | None:
-    """`dev(params) -> {"dev/risk", "dev/domain_acc"}` on fixed subsamples of source train,
-    target train (x only) and source val; None when a split has fewer than MIN_EXAMPLES."""
+    """`dev(params) -> {"dev/risk", "dev/domain_acc", "dev/ess"}` on fixed subsamples of source
+    train, target train (x only) and source val; None when a split has < MIN_EXAMPLES."""
     splits = [source.train, target.train, source.val]
     if min(len(s) for s in splits) < MIN_EXAMPLES:
         return None

@@ -18,6 +18,7 @@ from jtl.train.selection import (
     density_ratio,
     dev_estimate,
     dev_risk,
+    effective_sample_size,
     importance_weighted_risk,
     make_dev,
     select_dev,
@@ -59,6 +60,7 @@ def test_equal_distributions_give_the_plain_mean_loss():
     out = dev_estimate(fs, ft, fv, losses, seed=0)
     assert out["dev/risk"] == pytest.approx(losses.mean(), abs=0.05)
     assert abs(out["dev/domain_acc"] - 0.5) < 0.07  # the classifier cannot tell them apart
+    assert out["dev/ess"] > 0.8  # near-equal weights
     assert dev_risk(losses, np.ones_like(losses)) == pytest.approx(losses.mean())
 
 
@@ -75,6 +77,14 @@ def test_covariate_shift_estimate_matches_the_true_target_risk():
     out = dev_estimate(fs, ft, xv[:, None], loss_of(xv), seed=0)
     assert out["dev/risk"] == pytest.approx(truth, abs=0.04)
     assert 0.55 < out["dev/domain_acc"] < 0.7  # N(0,1) vs N(0.5,1): Bayes accuracy ~0.60
+    # ESS fraction -> 1 / E_S[w^2] = exp(-MU^2) for this shift.
+    assert out["dev/ess"] == pytest.approx(np.exp(-MU**2), abs=0.05)
+
+
+def test_effective_sample_size_counts_the_examples_that_carry_the_weight():
+    assert effective_sample_size(np.full(10, 3.0)) == pytest.approx(1.0)
+    assert effective_sample_size(np.r_[np.ones(2), np.zeros(8)]) == pytest.approx(0.2)
+    assert effective_sample_size(np.r_[1e6, np.ones(999)]) < 0.002
 
 
 def test_control_variate_reduces_variance():
@@ -92,11 +102,11 @@ def test_control_variate_reduces_variance():
 
 def test_select_dev_takes_lowest_risk_and_skips_rows_without_it():
     rows = [{"step": 10, "target/test/accuracy": 0.5, "dev/risk": 0.9},
-            {"step": 20, "target/test/accuracy": 0.7, "dev/risk": 0.4},
+            {"step": 20, "target/test/accuracy": 0.7, "dev/risk": 0.4, "dev/ess": 0.3},
             {"step": 30, "target/test/accuracy": 0.6, "dev/risk": 0.4},
             {"step": 40, "target/test/accuracy": 0.9, "dev/risk": float("nan")},
             {"step": 50, "train/loss": 0.1}]
-    assert select_dev(rows) == {"selected/dev/step": 20,
+    assert select_dev(rows) == {"selected/dev/step": 20, "selected/dev/ess": 0.3,
                                 "selected/dev/target/test/accuracy": 0.7}
     assert select_dev([{"step": 10, "target/test/accuracy": 0.5}]) == {}
 
@@ -108,7 +118,8 @@ def test_make_dev_is_deterministic_and_needs_enough_examples(fast_cfg):
     params = params.to_pure_dict()
     a = make_dev(graphdef, source, target, seed=0)(params)
     assert a == make_dev(graphdef, source, target, seed=0)(params)
-    assert set(a) == {"dev/risk", "dev/domain_acc"} and np.isfinite(list(a.values())).all()
+    assert set(a) == {"dev/risk", "dev/domain_acc", "dev/ess"}
+    assert np.isfinite(list(a.values())).all()
     assert a != make_dev(graphdef, source, target, seed=1, max_samples=200)(params)
     n = MIN_EXAMPLES - 1
     tiny = dataclasses.replace(source, val=Split(source.val.x[:n], source.val.y[:n]))
@@ -122,12 +133,13 @@ def _rows(run_dir):
 def test_trainer_writes_dev_only_without_target_labels(fast_cfg, tmp_path):
     s = train_and_evaluate(fast_cfg("method=dann"), tmp_path / "dann")
     evals = [r for r in _rows(tmp_path / "dann") if "target/test/accuracy" in r]
-    assert evals and all({"dev/risk", "dev/domain_acc"} <= set(r) for r in evals)
+    assert evals and all({"dev/risk", "dev/domain_acc", "dev/ess"} <= set(r) for r in evals)
     best = min(evals, key=lambda r: (r["dev/risk"], r["step"]))
     assert s["selected/dev/step"] == best["step"]
     assert s["selected/dev/target/test/accuracy"] == best["target/test/accuracy"]
+    assert s["selected/dev/ess"] == best["dev/ess"]
     assert s["dev/risk"] == evals[-1]["dev/risk"]
-    assert 0.0 <= s["dev/domain_acc"] <= 1.0
+    assert 0.0 <= s["dev/domain_acc"] <= 1.0 and 0.0 < s["dev/ess"] <= 1.0
 
     s = train_and_evaluate(fast_cfg("method=target_only"), tmp_path / "target_only")
     assert not any(k.startswith(("dev/", "selected/dev/")) for k in s)
