@@ -46,3 +46,15 @@ def test_command_line_presets_win_over_experiment_files(experiment):
     as nt_source, pins trainer keys on purpose, and Hydra applies experiment files last.)"""
     debug = compose_cfg(["trainer=debug"]).trainer.steps
     assert compose_cfg([f"experiment={experiment}", "trainer=debug"]).trainer.steps == debug
+
+
+@pytest.mark.parametrize("experiment", ["digits_m2u", "digits_u2m"])
+def test_digits_experiments_are_the_study_recipe(experiment):
+    """`experiment=digits_* method=<m>` alone is experiments/digits_da's recipe (TLlib's
+    digits optimizer, the CPU step budget), for every method."""
+    for method in GROUPS["method"]:
+        cfg = compose_cfg([f"experiment={experiment}", f"method={method}"])
+        assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay,
+                cfg.optim.momentum, cfg.optim.schedule) == ("lenet", "sgd", 0.01, 1e-3, 0.9,
+                                                            "dann")
+        assert (cfg.trainer.steps, cfg.trainer.batch_size) == (2000, 32)
