@@ -1,6 +1,8 @@
 """MDD: the disparity against numpy written from the paper's formula, and the adversarial
 game: f' (`adv/`) descends the transfer term at full strength, the backbone gets exactly
--coeff * weight times its gradient, the head learns from the source CE only."""
+-coeff * weight times its gradient, the head learns from the source CE only. f' reads the
+features standardised over the batch, so the backbone cannot win the game by scaling them
+(on the digits it did, and every run diverged)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from method_testkit import (
     assert_tree_close,
     ce,
@@ -39,9 +42,29 @@ def np_discrepancy(y_s, adv_s, y_t, adv_t, margin: float) -> float:
     return float(margin * src + tgt)
 
 
-def np_adv(params, f: np.ndarray) -> np.ndarray:
+def np_adv(params, f_s: np.ndarray, f_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """f' on [f_s; f_t] standardised per feature over that joint batch (BatchNorm, eps 1e-5)."""
     a = jax.tree.map(lambda v: np.asarray(v, np.float64), params["adv"])
-    return f @ np.asarray(a["kernel"]) + np.asarray(a["bias"])
+    f = np.concatenate([f_s, f_t])
+    z = (f - f.mean(0)) / np.sqrt(f.var(0) + 1e-5)
+    out = z @ np.asarray(a["kernel"]) + np.asarray(a["bias"])
+    return out[:len(f_s)], out[len(f_s):]
+
+
+def hand_standardize(f: jax.Array) -> jax.Array:
+    return (f - jnp.mean(f, 0)) / jnp.sqrt(jnp.var(f, 0) + 1e-5)
+
+
+def rescaled(params, s: float):
+    """Parameters whose backbone features are s times larger while the head's logits (hence
+    yhat) are unchanged: what the backbone could do to inflate the disparity."""
+    def scale(path, v):
+        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        if name.startswith("backbone/"):
+            return s * v
+        return v / s if name.startswith("head/kernel") else v
+
+    return jax.tree_util.tree_map_with_path(scale, params)
 
 
 def test_log1m_softmax_exact_and_finite():
@@ -58,7 +81,8 @@ def test_loss_matches_the_paper_formula():
     loss, metrics, _ = evaluate(METHOD, graphdef, params, batch, PROGRESS)
     f_s, y_s = np_forward(params, batch["source"]["x"])
     f_t, y_t = np_forward(params, batch["target"]["x"])
-    d = np_discrepancy(y_s, np_adv(params, f_s), y_t, np_adv(params, f_t), 4.0)
+    adv_s, adv_t = np_adv(params, f_s, f_t)
+    d = np_discrepancy(y_s, adv_s, y_t, adv_t, 4.0)
     np.testing.assert_allclose(metrics["mdd_loss"], -d, rtol=1e-4)
     np.testing.assert_allclose(loss, np_ce(y_s, batch["source"]["y"]) - 0.7 * d, rtol=1e-5)
     lam = 0.1 * float(dann_lambda(jnp.float32(PROGRESS)))
@@ -80,7 +104,8 @@ def test_adversary_learns_and_backbone_gets_the_reversed_gradient():
         f_s, f_t = m.backbone(xs), m.backbone(xt)
         h_s = jnp.argmax(m.head(f_s), -1)
         h_t = jnp.argmax(m.head(f_t), -1)
-        p_s, p_t = jax.nn.softmax(m.adv(f_s)), jax.nn.softmax(m.adv(f_t))
+        a = m.adv(hand_standardize(jnp.concatenate([f_s, f_t])))
+        p_s, p_t = jax.nn.softmax(a[:len(xs)]), jax.nn.softmax(a[len(xs):])
         src = jnp.mean(jnp.log(jnp.take_along_axis(p_s, h_s[:, None], -1)))
         tgt = jnp.mean(jnp.log(1 - jnp.take_along_axis(p_t, h_t[:, None], -1)))
         return -(4.0 * src + tgt)
@@ -95,6 +120,26 @@ def test_adversary_learns_and_backbone_gets_the_reversed_gradient():
                       tree_axpy(-coeff * METHOD.weight, g_tr["backbone"], g_cls["backbone"]))
     # the head only provides the (constant) pseudo-labels yhat: source CE only
     assert_tree_close(g["head"], g_cls["head"])
+    # no pull along the feature scale: d/ds transfer(backbone s * (W, b)) = <g_W, W> + <g_b, b>
+    p = nnx.to_pure_dict(params)["backbone"]
+    radial = sum(float(jnp.vdot(g_tr["backbone"][k], p[k])) for k in ("kernel", "bias"))
+    assert abs(radial) < 1e-4 * tree_norm(g_tr["backbone"])
+
+
+def test_feature_scale_cannot_inflate_the_disparity():
+    """The digits failure: reading raw features, the backbone raised margin * CE(f'_s, yhat_s)
+    without bound by growing its feature scale (LeNet has no normalisation)."""
+    graphdef, params = tiny(METHOD)
+    batch = make_batch(shift=1.0)
+
+    def terms(method, s):
+        _, m, _ = evaluate(method, graphdef, rescaled(params, s), batch, PROGRESS)
+        return np.asarray([m["adv_source_ce"], m["adv_target_log1mp"], m["mdd_loss"]])
+
+    for s in (10.0, 1000.0):
+        np.testing.assert_allclose(terms(METHOD, s), terms(METHOD, 1.0), rtol=1e-4)
+    raw = MDD(weight=0.7, margin=4.0, grl_max=0.1, standardize=False)
+    assert terms(raw, 1000.0)[0] > 10 * terms(raw, 1.0)[0]  # what standardising removes
 
 
 def test_bad_values():
