@@ -25,6 +25,7 @@ from jtl.measures.stats import clip_ci, mean_ci
 HERE = Path(__file__).resolve().parent
 FINAL, HONEST, ORACLE = ("target/test/accuracy", "selected/val/target/test/accuracy",
                          "selected/oracle/target/test/accuracy")
+SOURCE_VAL = "source/val/accuracy"  # label-free for the target: does adaptation cost source?
 # TLlib's published LeNet digits figures (full MNIST, 50k iterations of batch 128), in %.
 TLLIB = {("mnist", "usps"): {"source_only": 82.1, "dann": 91.7, "cdan": 96.0},
          ("usps", "mnist"): {"source_only": 74.6, "dann": 95.2, "cdan": 97.7}}
@@ -86,6 +87,8 @@ def rows(table: dict) -> list[dict]:
                    "steps": by_seed[seeds[0]]["step"]}
             for key, metric in (("final", FINAL), ("honest", HONEST), ("oracle", ORACLE)):
                 row[key] = pct([by_seed[s][metric] for s in seeds])
+            src_val = [by_seed[s][SOURCE_VAL] for s in seeds if SOURCE_VAL in by_seed[s]]
+            row["source_val"] = pct(src_val)[0] if len(src_val) == len(seeds) else "—"
             paired = [s for s in seeds if s in base]
             diffs = [by_seed[s][FINAL] - base[s][FINAL] for s in paired]
             if method == "source_only" or not paired:
@@ -103,14 +106,15 @@ def rows(table: dict) -> list[dict]:
 
 def markdown(table_rows: list[dict], unfinished: list[str]) -> str:
     lines = ["| direction | method | steps | seeds | target acc. (final) | Δ vs source_only "
-             "(paired) | source-val selected | oracle (target test) | TLlib |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(paired) | source-val selected | oracle (target test) | TLlib | source val acc. "
+             "(no target label) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table_rows:
         src, tgt = r["direction"]
         tllib = "—" if r["tllib"] is None else f"{r['tllib']:.1f}"
         lines.append(f"| {src} → {tgt} | {r['method']} | {r['steps']} | "
                      f"{','.join(map(str, r['seeds']))} | {r['final'][0]} | {r['delta']} | "
-                     f"{r['honest'][0]} | {r['oracle'][0]} | {tllib} |")
+                     f"{r['honest'][0]} | {r['oracle'][0]} | {tllib} | {r['source_val']} |")
     if unfinished:
         lines += ["", f"Not in the table ({len(unfinished)} unfinished runs):", ""]
         lines += [f"- {u}" for u in unfinished]
