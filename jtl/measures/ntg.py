@@ -61,21 +61,18 @@ NO_LABELS = ("none: reads no target labels; adaptation gain vs source_only, NTG 
 REFERENCE = "reference (source_only from scratch)"
 
 
-def verdict(ci_low: float, ci_high: float) -> str:
-    """NTG's verdict: above zero, the transfer run errs more than its baseline."""
+def verdict(ci_low: float, ci_high: float, above: str = NEGATIVE, below: str = POSITIVE) -> str:
+    """NTG's verdict: above zero, the transfer run errs more than its baseline (`above`)."""
     if ci_low > 0:
-        return NEGATIVE
+        return above
     if ci_high < 0:
-        return POSITIVE
+        return below
     return INCONCLUSIVE
 
 
 def gain_verdict(ci_low: float, ci_high: float) -> str:
-    if ci_low > 0:
-        return HELPS
-    if ci_high < 0:
-        return HURTS
-    return INCONCLUSIVE
+    """Adaptation gain's verdict: above zero, adaptation lowered the error."""
+    return verdict(ci_low, ci_high, above=HELPS, below=HURTS)
 
 
 def chance_error(num_classes: int) -> float:
