@@ -7,15 +7,15 @@ copy is cached under `tfds_dir` with a version that says which split it holds.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jtl.errors import JtlError
+from jtl.rundir import file_lock
 
 
 def sha256_of(path: Path) -> str:
@@ -47,19 +47,6 @@ def verify_files(data_dir: Path, files: Mapping[str, str], online_hint: str = ""
                            f"{expected}. Restore the original file. " + fix)
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so concurrent processes prepare a data set only once."""
-    import fcntl
-
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def unreadable_cache(folder: Path, error: BaseException) -> JtlError:
     """The one-line error for a prepared copy that cannot be read (e.g. a truncated file) or
     written (e.g. a full disk): deleting it makes the next run prepare it again."""
@@ -81,7 +68,7 @@ def prepare_cached(builder_cls: type, tfds_dir: Path, manual_dir: Path) -> Any:
     builder = builder_cls(data_dir=tfds_dir, file_format="array_record")
     if builder.is_prepared():
         return builder
-    with _file_lock(tfds_dir / f".{builder.name}.lock"):
+    with file_lock(tfds_dir / f".{builder.name}.lock"):
         # Re-create: another process may have finished while this one waited.
         builder = builder_cls(data_dir=tfds_dir, file_format="array_record")
         if not builder.is_prepared():
