@@ -7,7 +7,7 @@ mean and 95% CI over seeds, and the paired (same seed) difference to source_only
 95% CI. Only completed runs count; unfinished ones are listed. Two runs of one (direction,
 method, seed) are an error naming both, and so is a run whose config differs from its
 direction's recipe in anything but method and seed: a table never mixes two recipes.
-Writes results.md and results.png beside this file.
+Writes results.md and results.png beside this file (results_<x>.* for a sweep root runs_<x>).
 """
 
 from __future__ import annotations
@@ -166,8 +166,9 @@ def main(root: str) -> int:
     table_rows = rows(table)
     md = markdown(table_rows, unfinished)
     print(md, end="")
-    rundir.atomic_write_text(HERE / "results.md", md)
-    plot(table_rows, HERE / "results.png")
+    stem = "results" + Path(root).resolve().name.removeprefix("runs")  # runs_6000 -> results_6000
+    rundir.atomic_write_text(HERE / f"{stem}.md", md)
+    plot(table_rows, HERE / f"{stem}.png")
     return 0
 
 
