@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from jtl.domains._validate import check_arrays, check_labels, config_key, describe, to_unit
+from jtl.domains._validate import (
+    check_arrays,
+    check_labels,
+    check_val_fraction,
+    config_key,
+    describe,
+    to_unit,
+)
 from jtl.errors import JtlError
 from jtl.registry import Registry
 
@@ -128,17 +135,14 @@ def class_subset(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(idx))
 
 
-def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int,
-                 where: str) -> tuple[np.ndarray, np.ndarray, str]:
+def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int, where: str,
+                 role: str) -> tuple[np.ndarray, np.ndarray, str]:
     """(train, val) indices into the train split, and how val was made.
 
     With `per_class=k` the labeled budget is drawn first and val is carved out of it, so a
     k-shot run reads k labels per class in all, never a val set from the rest of the data.
     """
-    val_fraction = float(cfg.get("val_fraction", 0.1))
-    if not 0.0 <= val_fraction < 1.0:
-        raise JtlError(f"{where}: val_fraction must lie in [0, 1) (0: no validation split), "
-                       f"got {val_fraction}.")
+    val_fraction = check_val_fraction(cfg.get("val_fraction", 0.1), role)
     per_class = cfg.get("per_class")
     if per_class is None:
         train, val = _split_off(len(y), val_fraction, seed + 1)
@@ -189,7 +193,7 @@ def build_domain(
             raise JtlError(f"{where}: test_fraction leaves an empty test split; raise it.")
     else:
         (_, x_te, y_te), rng_te = arrays[1], ranges[1]
-    tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where)
+    tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where, role)
 
     def make(x: np.ndarray, y: np.ndarray, rng: tuple[float, float]) -> Split:
         """Scaled and resized only after subsetting: a 10-shot split resizes 100 images."""

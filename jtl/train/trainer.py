@@ -29,7 +29,7 @@ from flax import nnx
 from omegaconf import DictConfig, OmegaConf
 
 from jtl import rundir
-from jtl.domains import Domain, LoadContext, build_domain
+from jtl.domains import Domain, LoadContext, build_domain, check_val_fraction
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import Network, build_network
@@ -151,10 +151,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
             except re.error as e:
                 raise JtlError(f"{key}='{cfg[key]}' is not a valid regex ({e})") from e
     for role in ("source", "target"):
-        vf = (cfg.get(role) or {}).get("val_fraction", 0.1)
-        if isinstance(vf, bool) or not isinstance(vf, int | float) or not 0 <= vf < 1:
-            raise JtlError(f"{role}.val_fraction={vf!r}: a fraction in [0, 1); 0 means no "
-                           "validation split (model selection then takes the final step)")
+        check_val_fraction((cfg.get(role) or {}).get("val_fraction", 0.1), role)
 
 
 def _check_batch(tcfg: Mapping[str, Any], source: Domain, target: Domain,
@@ -304,9 +301,8 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     tx = build_optimizer(cfg["optim"], params, total, method.trainable, cfg.get("freeze"))
     state = init_state(params, tx)
 
-    ckpt_dir = workdir / rundir.CHECKPOINTS
-    mngr = ckpt.manager(ckpt_dir, int(tcfg.get("keep_checkpoints", 2)))
-    restored = ckpt.restore_latest(mngr, state, ckpt_dir)
+    mngr = ckpt.manager(workdir / rundir.CHECKPOINTS, int(tcfg.get("keep_checkpoints", 2)))
+    restored = ckpt.restore_latest(mngr, state)
     if restored is not None:
         state = restored
     start = int(state["step"])
@@ -413,7 +409,7 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
         writer.close()
         mngr.close()
 
-    labeled = target if "target/y" in method.uses else source
+    labeled = "target" if "target/y" in method.uses else "source"
     return {
         "status": "completed",
         "step": int(state["step"]),
@@ -427,7 +423,7 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
         "steps_per_call": spc,
         "num_params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(state["params"]))),
         **last_eval,
-        **_selection(writer.rows, "target" if labeled is target else "source", last_eval,
-                     total, getattr(labeled, "val_policy", None)),
+        **_selection(writer.rows, labeled, last_eval, total,
+                     (target if labeled == "target" else source).val_policy),
         "wall_time_s": time.time() - t0,
     }
