@@ -270,9 +270,9 @@ def require_completed(run_dir: str | os.PathLike, step: int | None, what: str) -
     """The step to read from `run_dir`: its completed step, or the `step` the user asked for.
     An unfinished run is refused unless a step is asked for, so nothing mid-training is read
     as if it were a result."""
-    done = completed_step(run_dir)
     if step is not None:
         return int(step)
+    done = completed_step(run_dir)
     if done is None:
         raise JtlError(f"{what}: {run_dir} is not a completed run (status "
                        f"{status(run_dir)}); finish it (run its command again) or ask for a "

@@ -32,13 +32,14 @@ def _finite(tree: Any) -> bool:
                if np.issubdtype(np.asarray(x).dtype, np.inexact))
 
 
-def restore_latest(mngr: ocp.CheckpointManager, state: Any, ckpt_dir: Path) -> Any | None:
+def restore_latest(mngr: ocp.CheckpointManager, state: Any) -> Any | None:
     """The newest *valid* saved state, shaped like `state`; None for a fresh run dir.
 
     A checkpoint that cannot be read (truncated by a crash mid-write, a bad disk) or holds
     non-finite values is reported in one line and moved to `checkpoints.corrupt/`, and the
     next older one is tried, so one bad file costs at most a checkpoint interval.
     """
+    ckpt_dir = Path(mngr.directory)
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
     for step in sorted(mngr.all_steps(), reverse=True):
         try:
