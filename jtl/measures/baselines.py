@@ -51,8 +51,6 @@ from jtl.rundir import load_config as read_config
 TARGET_ONLY, SOURCE_ONLY = "target_only", "source_only"
 BASELINE_METHOD = TARGET_ONLY
 DEFAULT_METRIC = "target/test/accuracy"
-# Top-level config keys that never distinguish two runs' results.
-NOT_RESULT_KEYS = ("seed", "hydra", "paths", "measure")
 # Launches one baseline: (overrides without hydra.run.dir, run dir) -> None.
 Launcher = Callable[[list[str], Path], None]
 
@@ -100,8 +98,9 @@ def key_hash(key: Mapping[str, Any]) -> str:
 
 
 def transfer_signature(cfg: Mapping[str, Any], _depth: int = 0) -> str:
-    """Config of a run minus its seed; `init_from` stands for the init run's own signature."""
-    c = {k: v for k, v in cfg.items() if k not in NOT_RESULT_KEYS}
+    """A run's identity (`rundir.identity`: presentation keys never split a group) minus its
+    seed; `init_from` stands for the init run's own signature."""
+    c = {k: v for k, v in rundir.identity(cfg).items() if k != "seed"}
     init = c.get("init_from")
     if init and _depth < 8:
         try:
