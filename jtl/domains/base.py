@@ -82,8 +82,8 @@ Loader = Callable[[Mapping[str, Any], LoadContext], RawData]
 DOMAINS: Registry[Loader] = Registry("domain", "jtl.domains", "domain")
 
 # Keys of a domain config that `build_domain` handles itself; the rest belong to the loader.
-COMMON_KEYS = ("name", "shifts", "per_class", "max_train", "val_fraction", "test_fraction",
-               "split_seed", "value_range")
+COMMON_KEYS = ("name", "shifts", "classes", "per_class", "max_train", "val_fraction",
+               "test_fraction", "split_seed", "value_range")
 
 
 def to_input_shape(x: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarray:
@@ -135,6 +135,40 @@ def class_subset(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(idx))
 
 
+def check_classes(classes: Any, num_classes: int, where: str, role: str) -> list[int]:
+    """`classes=[5,6,7,8,9]` as distinct class ids of the data set, in the order that gives
+    their new labels 0..k-1."""
+    key = config_key(role, "classes")
+    if isinstance(classes, str | int) or not all(
+            isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        raise JtlError(f"{where}: {key}={classes!r}: give a list of class ids, e.g. [0,1,2,3,4]")
+    classes = [int(c) for c in classes]
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad or len(set(classes)) != len(classes) or len(classes) < 2:
+        raise JtlError(f"{where}: {key}={classes}: need at least 2 distinct class ids in "
+                       f"[0, {num_classes}); {bad or 'duplicates or too few'} are not")
+    return classes
+
+
+def select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Every example of `classes`, labels relabelled to their position in `classes`."""
+    relabel = np.full(int(max(y.max(initial=0), max(classes))) + 1, -1, np.int64)
+    relabel[classes] = np.arange(len(classes))
+    keep = np.isin(y, classes)
+    return x[keep], relabel[y[keep]].astype(y.dtype)
+
+
+def per_class_budget(value: Any, where: str) -> int | None:
+    """`per_class`: k >= 1 labeled examples per class, or null / `all` for every example."""
+    if value is None or value == "all":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) < 1:
+        raise JtlError(f"{where}: per_class must be >= 1 (null or all: every example), "
+                       f"got {value!r}.")
+    return int(value)
+
+
 def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int, where: str,
                  role: str) -> tuple[np.ndarray, np.ndarray, str]:
     """(train, val) indices into the train split, and how val was made.
@@ -143,13 +177,11 @@ def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int, where: str,
     k-shot run reads k labels per class in all, never a val set from the rest of the data.
     """
     val_fraction = check_val_fraction(cfg.get("val_fraction", 0.1), role)
-    per_class = cfg.get("per_class")
+    per_class = per_class_budget(cfg.get("per_class"), where)
     if per_class is None:
         train, val = _split_off(len(y), val_fraction, seed + 1)
         return train, val, VAL_FROM_TRAIN if len(val) else VAL_NONE
-    if int(per_class) < 1:
-        raise JtlError(f"{where}: per_class must be >= 1 (null: every example), got {per_class}.")
-    budget = class_subset(y, int(per_class), seed + 2)
+    budget = class_subset(y, per_class, seed + 2)
     train, val = _split_per_class(y[budget], val_fraction, seed + 1)
     return budget[train], budget[val], VAL_FROM_BUDGET if len(val) else VAL_NONE
 
@@ -193,6 +225,11 @@ def build_domain(
             raise JtlError(f"{where}: test_fraction leaves an empty test split; raise it.")
     else:
         (_, x_te, y_te), rng_te = arrays[1], ranges[1]
+    if cfg.get("classes") is not None:  # after the test hold-out, so the test split keeps
+        classes = check_classes(cfg["classes"], num_classes, where, role)  # all of theirs
+        (x_tr, y_tr), (x_te, y_te) = (select_classes(x_tr, y_tr, classes),
+                                      select_classes(x_te, y_te, classes))
+        num_classes = len(classes)
     tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where, role)
 
     def make(x: np.ndarray, y: np.ndarray, rng: tuple[float, float]) -> Split:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jtl.errors import JtlError
@@ -70,3 +71,17 @@ def path_str(path: tuple) -> str:
     for k in path:
         parts.append(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))))
     return "/".join(parts)
+
+
+def prototype_head(features: jax.Array, labels: jax.Array, num_classes: int) -> dict[str, Any]:
+    """Nearest-class-mean classifier as a linear head (Snell et al. 2017, squared Euclidean):
+    argmin_c ||f - mu_c||^2 = argmax_c (f . mu_c - ||mu_c||^2 / 2), so kernel = [mu_c] (D, C)
+    and bias = -||mu_c||^2 / 2. It needs no training: one labeled example per class suffices."""
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=features.dtype)
+    counts = onehot.sum(0)
+    missing = [int(c) for c in jnp.flatnonzero(counts == 0)]
+    if missing:
+        raise JtlError(f"head=prototype: classes {missing} have no labeled target example; "
+                       "give every class at least one (target.per_class >= 1)")
+    means = (onehot.T @ features) / counts[:, None]
+    return {"kernel": means.T, "bias": -0.5 * jnp.sum(means**2, axis=1)}

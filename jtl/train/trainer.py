@@ -13,6 +13,7 @@ diverging run stops with its step and loss terms named and never checkpoints non
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -40,6 +41,7 @@ from jtl.train.optim import build_optimizer
 from jtl.train.selection import make_dev, select_dev
 from jtl.train.step import init_state, make_chunk, make_step, step_keys
 from jtl.train.writer import MetricWriter
+from jtl.transfer import Recipe, with_prototype_head
 
 log = logging.getLogger("jtl")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -62,13 +64,29 @@ def load_domains(cfg: Mapping[str, Any]) -> tuple[Domain, Domain]:
     shape = tuple(cfg["model"]["input_shape"])
     source = build_domain(cfg["source"], shape, ctx, role="source")
     target = build_domain(cfg["target"], shape, ctx, role="target")
-    if source.num_classes != target.num_classes:
+    check_label_spaces(source, target, build_method(cfg["method"]))
+    return source, target
+
+
+def check_label_spaces(source: Domain, target: Domain, method: Method) -> None:
+    """The one `head` scores the target; a method that trains it on source labels needs the
+    source's class count (a method with a `source_classes` field has a source head of its
+    own, e.g. multitask)."""
+    own_head = any(f.name == "source_classes" for f in dataclasses.fields(method))
+    if source.num_classes != target.num_classes and "source/y" in method.uses and not own_head:
         raise JtlError(
             f"source '{source.name}' has {source.num_classes} classes and target "
             f"'{target.name}' has {target.num_classes}: one head cannot score both. Use domains "
             "with one label space, or train the target with method=target_only "
-            "source=<the target domain> init_from=<source run> dont_load='head/.*'.")
-    return source, target
+            "init_from=<source run> dont_load='head/.*' (or pretrain=<source experiment> "
+            "transfer=finetune).")
+
+
+def same_label_space(cfg: Mapping[str, Any], source: Domain, target: Domain) -> bool:
+    """Whether the head's classes mean the same on both domains (then source splits are
+    evaluated with it too): equal class counts and equal `classes` subsets."""
+    return source.num_classes == target.num_classes and (
+        (cfg["source"].get("classes") or None) == (cfg["target"].get("classes") or None))
 
 
 def steps_per_call(cfg: Mapping[str, Any], has_conv: bool) -> int:
@@ -96,7 +114,10 @@ def build(cfg: Mapping[str, Any]) -> tuple[Domain, Domain, Method, Network]:
     and by `load_run`, so a reopened run is the network that was trained."""
     source, target = load_domains(cfg)
     method = build_method(cfg["method"])
-    net = build_network(cfg["model"], source.num_classes, method, init_seed(cfg))
+    if any(f.name == "source_classes" for f in dataclasses.fields(method)) and \
+            not method.source_classes:  # a source head of its own (multitask)
+        method = dataclasses.replace(method, source_classes=source.num_classes)
+    net = build_network(cfg["model"], target.num_classes, method, init_seed(cfg))
     return source, target, method, net
 
 
@@ -152,6 +173,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
                 raise JtlError(f"{key}='{cfg[key]}' is not a valid regex ({e})") from e
     for role in ("source", "target"):
         check_val_fraction((cfg.get(role) or {}).get("val_fraction", 0.1), role)
+    Recipe.from_cfg(cfg.get("transfer")).check_init(cfg)
 
 
 def _check_batch(tcfg: Mapping[str, Any], source: Domain, target: Domain,
@@ -260,6 +282,10 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     summary)` runs after a completed summary is written (e.g. end-of-training measures)."""
     cfg = _plain(cfg)
     check_config(cfg)
+    if cfg.get("pretrain"):  # find or train (once, locked) the run it starts from
+        from jtl.transfer.pretrain import resolve
+
+        cfg = resolve(cfg, train_and_evaluate)
     workdir = Path(workdir)
     with rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides):
         summary = rundir.read_summary(workdir)
@@ -298,7 +324,11 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
         params, loaded = ckpt.load_params(cfg["init_from"], params, cfg.get("load") or ".*",
                                           cfg.get("dont_load"), cfg.get("init_from_step"))
         log.info("init_from %s: loaded %d arrays", cfg["init_from"], len(loaded))
-    tx = build_optimizer(cfg["optim"], params, total, method.trainable, cfg.get("freeze"))
+    recipe = Recipe.from_cfg(cfg.get("transfer"))
+    if recipe.head == "prototype":
+        params = with_prototype_head(graphdef, params, target.train, target.num_classes)
+    freeze = recipe.freeze(cfg.get("freeze"), len(net.backbone.blocks))
+    tx = build_optimizer(cfg["optim"], params, total, method.trainable, freeze, recipe.groups)
     state = init_state(params, tx)
 
     mngr = ckpt.manager(workdir / rundir.CHECKPOINTS, int(tcfg.get("keep_checkpoints", 2)))
@@ -330,10 +360,13 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     # Label-free selection (DEV) for methods that read no target labels; no config key.
     dev = None if "target/y" in method.uses else make_dev(graphdef, source, target, seed)
 
+    # Source splits are scored with the target's head only when its classes mean the same.
+    scored = [("source/val", source.val), ("source/test", source.test)] if same_label_space(
+        cfg, source, target) else []
+
     def run_evals(params: Any) -> dict[str, float]:
         out = {}
-        for name, split in [("source/val", source.val), ("source/test", source.test),
-                            ("target/val", target.val), ("target/test", target.test)]:
+        for name, split in [*scored, ("target/val", target.val), ("target/test", target.test)]:
             if len(split):  # an empty val split (few-shot, val_fraction=0) is not evaluated
                 for k, v in evaluate(params, split).items():
                     out[f"{name}/{k}"] = v

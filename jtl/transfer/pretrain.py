@@ -1,0 +1,114 @@
+"""The pretraining cache: a transfer run names its pretraining run by config (`pretrain=`).
+
+`pretrain` is an experiment name (`pretrain=digits_u2m` composes `experiment=digits_u2m`) or a
+list of overrides (`pretrain=[experiment=digits_u2m,model=mlp]`), composed from `conf/` as the
+CLI would. Unless it sets `seed=`, the pretraining run takes the transfer run's seed, so seed s
+of a study fine-tunes its own pretrained model and seeds stay independent: a grid of recipes x
+k x seeds pretrains once per seed, not once per run.
+
+The run is looked up by identity (`jtl.rundir.fingerprint`) under `paths.pretrain_dir`
+(default `runs/pretrain`): `<root>/<fingerprint>` or any completed run of that config below
+the root. A missing one is trained there first, under a lock (`<root>/.<fingerprint>.lock`),
+so parallel sweep jobs train it once; the transfer run's `init_from` then points at it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from jtl import rundir
+from jtl.errors import JtlError
+
+log = logging.getLogger("jtl")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+DEFAULT_ROOT = Path("runs") / "pretrain"
+# Trains one run: (config, run dir) -> summary; the trainer passes train_and_evaluate.
+Train = Callable[[dict, Path], Any]
+
+
+def pretrain_overrides(spec: str | Sequence[str], seed: int,
+                       paths: Mapping[str, Any] | None = None) -> list[str]:
+    """The overrides composing the pretraining run of `spec` for a transfer run of `seed`."""
+    if isinstance(spec, str):
+        items = [spec if "=" in spec else f"experiment={spec}"]
+    elif isinstance(spec, Sequence) and all(isinstance(s, str) for s in spec):
+        items = list(spec)
+    else:
+        raise JtlError(f"pretrain={spec!r}: an experiment name or a list of overrides")
+    if not any(o.lstrip("+").startswith("seed=") for o in items):
+        items.append(f"seed={int(seed)}")
+    for k, v in (paths or {}).items():  # presentation keys: where data and caches live
+        if v is not None:
+            items.append(f"++paths.{k}='{v}'")
+    return items
+
+
+def compose(overrides: list[str]) -> dict:
+    """`conf/config.yaml` with `overrides`, resolved, as the CLI composes it (also from inside a
+    running Hydra app, whose global state is restored afterwards)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from omegaconf.errors import OmegaConfBaseException
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=overrides)
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except (HydraException, OmegaConfBaseException) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise JtlError(f"pretrain: cannot compose {overrides}: {first}") from e
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def find_completed(root: Path, fp: str) -> Path | None:
+    """A completed run of fingerprint `fp` under `root`: `<root>/<fp>` first, then any."""
+    candidates = [root / fp] + [r for r in rundir.find_runs(root) if r != root / fp] \
+        if root.is_dir() else []
+    for run in candidates:
+        if rundir.is_completed(run) and rundir.fingerprint(rundir.load_config(run)) == fp:
+            return run
+    return None
+
+
+def cache_root(paths: Mapping[str, Any] | None) -> Path:
+    return Path((paths or {}).get("pretrain_dir") or DEFAULT_ROOT).resolve()
+
+
+def ensure_pretrained(spec: str | Sequence[str], seed: int, paths: Mapping[str, Any] | None,
+                      train: Train) -> Path:
+    """The completed pretraining run of `spec` (seed `seed`), trained first if missing."""
+    pcfg = compose(pretrain_overrides(spec, seed, paths))
+    fp, root = rundir.fingerprint(pcfg), cache_root(paths)
+    found = find_completed(root, fp)
+    if found is not None:
+        return found
+    with rundir.file_lock(root / f".{fp}.lock"):
+        found = find_completed(root, fp)  # another process may have trained it meanwhile
+        if found is None:
+            log.info("pretraining %s (seed %d) into %s", spec, seed, root / fp)
+            train(pcfg, root / fp)
+            found = root / fp
+    return found
+
+
+def resolve(cfg: Mapping[str, Any], train: Train) -> dict:
+    """`cfg` with `init_from` set to its `pretrain` run (found or trained); unchanged without
+    `pretrain`."""
+    spec = cfg.get("pretrain")
+    if not spec:
+        return dict(cfg)
+    if cfg.get("init_from"):
+        raise JtlError("give pretrain=<config> or init_from=<run dir>, not both")
+    run = ensure_pretrained(spec, int(cfg.get("seed", 0)), cfg.get("paths"), train)
+    return {**cfg, "init_from": str(run)}

@@ -1,0 +1,92 @@
+"""Transfer recipes as config (`conf/transfer/<name>.yaml`), read by the one trainer.
+
+A recipe file is `# @package _global_`: it sets the keys jtl already has (`dont_load` to
+replace the head, `freeze` regexes) and a `transfer:` section for what they cannot say:
+
+    transfer:
+      name: freeze_k
+      freeze_k: 1          # the first k backbone blocks join `freeze`
+      head: linear         # linear | prototype (nearest class mean of labeled target features)
+      groups: []           # per-group optimizer settings (jtl.train.optim.Group)
+      needs_init: true     # refuse to run without pretrain= or init_from=
+
+No recipe has a loop of its own: freezing and groups are optax labels, lp_ft's two phases a
+transform that holds the backbone for the first part of the steps, L2-SP a gradient term
+toward the pretrained values held in the optimizer state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jtl.domains import Split
+from jtl.errors import JtlError
+from jtl.models.base import prototype_head
+
+HEADS = ("linear", "prototype")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """The `transfer:` section of a run's config (absent: no recipe)."""
+
+    name: str = "none"
+    freeze_k: int = 0
+    head: str = "linear"
+    groups: tuple[Mapping[str, Any], ...] = ()
+    needs_init: bool = True
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any] | None) -> Recipe:
+        if not cfg:
+            return cls(needs_init=False)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise JtlError(f"transfer has no key(s) {unknown}; it takes {sorted(known)}")
+        recipe = cls(**{**cfg, "groups": tuple(cfg.get("groups") or ())})
+        if recipe.head not in HEADS:
+            raise JtlError(f"transfer.head={recipe.head!r}: use one of {list(HEADS)}")
+        if isinstance(recipe.freeze_k, bool) or not isinstance(recipe.freeze_k, int) or \
+                recipe.freeze_k < 0:
+            raise JtlError(f"transfer.freeze_k={recipe.freeze_k!r}: an integer >= 0")
+        return recipe
+
+    def check_init(self, cfg: Mapping[str, Any]) -> None:
+        """A recipe that transfers needs something to transfer from."""
+        if self.needs_init and not (cfg.get("init_from") or cfg.get("pretrain")):
+            raise JtlError(f"transfer={self.name} starts from a pretrained run: name it with "
+                           "pretrain=<experiment> (found or trained once, cached) or "
+                           "init_from=<run dir>")
+
+    def freeze(self, freeze: str | None, num_blocks: int) -> str | None:
+        """The user's `freeze` regex joined with the first `freeze_k` backbone blocks."""
+        if self.freeze_k > num_blocks:
+            raise JtlError(f"transfer.freeze_k={self.freeze_k}: the backbone has only "
+                           f"{num_blocks} blocks")
+        parts = [freeze] if freeze else []
+        if self.freeze_k:
+            blocks = "|".join(str(i) for i in range(self.freeze_k))
+            parts.append(f"backbone/blocks/({blocks})/.*")
+        return "|".join(f"(?:{p})" for p in parts) if len(parts) > 1 else (
+            parts[0] if parts else None)
+
+
+def with_prototype_head(graphdef: nnx.GraphDef, params: dict, train: Split,
+                        num_classes: int, batch_size: int = 1000) -> dict:
+    """`params` with the head set to the class means of the labeled target train features
+    (`jtl.models.base.prototype_head`), computed with the (loaded) backbone."""
+    model = nnx.merge(graphdef, params)
+    embed = jax.jit(lambda x: model.backbone(x))
+    feats = jnp.concatenate([embed(jnp.asarray(train.x[i:i + batch_size]))
+                             for i in range(0, len(train), batch_size)])
+    head = prototype_head(feats, jnp.asarray(train.y), num_classes)
+    return {**params, "head": {k: np.asarray(v, dtype=np.asarray(params["head"][k]).dtype)
+                               for k, v in head.items()}}
