@@ -327,8 +327,9 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     recipe = Recipe.from_cfg(cfg.get("transfer"))
     if recipe.head == "prototype":
         params = with_prototype_head(graphdef, params, target.train, target.num_classes)
-    freeze = recipe.freeze(cfg.get("freeze"), len(net.backbone.blocks))
-    tx = build_optimizer(cfg["optim"], params, total, method.trainable, freeze, recipe.groups)
+    blocks = len(net.backbone.blocks)
+    tx = build_optimizer(cfg["optim"], params, total, method.trainable,
+                         recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks))
     state = init_state(params, tx)
 
     mngr = ckpt.manager(workdir / rundir.CHECKPOINTS, int(tcfg.get("keep_checkpoints", 2)))

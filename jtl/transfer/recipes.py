@@ -8,7 +8,9 @@ replace the head, `freeze` regexes) and a `transfer:` section for what they cann
       freeze_k: 1          # the first k backbone blocks join `freeze`
       head: linear         # linear | prototype (nearest class mean of labeled target features)
       groups: []           # per-group optimizer settings (jtl.train.optim.Group)
-      needs_init: true     # refuse to run without pretrain= or init_from=
+      layer_decay: null    # discriminative lr: block i of n at lr / decay^(n - i), head at lr
+
+Every recipe but `none` needs a run to start from (`pretrain=` or `init_from=`).
 
 No recipe has a loop of its own: freezing and groups are optax labels, lp_ft's two phases a
 transform that holds the backbone for the first part of the steps, L2-SP a gradient term
@@ -41,12 +43,12 @@ class Recipe:
     freeze_k: int = 0
     head: str = "linear"
     groups: tuple[Mapping[str, Any], ...] = ()
-    needs_init: bool = True
+    layer_decay: float | None = None
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any] | None) -> Recipe:
         if not cfg:
-            return cls(needs_init=False)
+            return cls()
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(cfg) - known)
         if unknown:
@@ -61,7 +63,7 @@ class Recipe:
 
     def check_init(self, cfg: Mapping[str, Any]) -> None:
         """A recipe that transfers needs something to transfer from."""
-        if self.needs_init and not (cfg.get("init_from") or cfg.get("pretrain")):
+        if self.name != "none" and not (cfg.get("init_from") or cfg.get("pretrain")):
             raise JtlError(f"transfer={self.name} starts from a pretrained run: name it with "
                            "pretrain=<experiment> (found or trained once, cached) or "
                            "init_from=<run dir>")
@@ -77,6 +79,18 @@ class Recipe:
             parts.append(f"backbone/blocks/({blocks})/.*")
         return "|".join(f"(?:{p})" for p in parts) if len(parts) > 1 else (
             parts[0] if parts else None)
+
+
+    def all_groups(self, num_blocks: int) -> tuple[Mapping[str, Any], ...]:
+        """`groups`, then one group per backbone block when `layer_decay` is set (first match
+        wins, so an explicit group overrides a generated one)."""
+        if not self.layer_decay:
+            return self.groups
+        if self.layer_decay < 1:
+            raise JtlError(f"transfer.layer_decay={self.layer_decay}: a factor >= 1")
+        return (*self.groups, *({"params": f"backbone/blocks/{i}/.*",
+                                 "lr_mult": float(self.layer_decay) ** -(num_blocks - i)}
+                                for i in range(num_blocks)))
 
 
 def with_prototype_head(graphdef: nnx.GraphDef, params: dict, train: Split,
