@@ -4,7 +4,8 @@ that carry untransferable (source-specific) knowledge and invite negative transf
 
     loss = CE(head(F), y) + eta * sum_{i=1..k} sigma_{-i}(F)^2,   F = backbone(x_t) (B, D)
 
-eta = 0.001 and k = 1 are the paper's (and TLlib's `BatchSpectralShrinkage`) values.
+eta = 0.001 and k = 1 are the paper's (and TLlib's `BatchSpectralShrinkage`) values. A loss
+term, so a method: fine-tune with it by `transfer=finetune method=bss pretrain=...`.
 """
 
 from __future__ import annotations
