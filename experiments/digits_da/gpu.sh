@@ -6,12 +6,12 @@
 # budgets). Runs go in waves of PARALLEL processes sharing the GPU, most important first
 # (MNIST -> USPS, where the 2000-step DANN gain missed the goal), under a DEADLINE in seconds:
 # a run it cuts is unfinished and table.py lists it, never reports it.
-#   bash experiments/digits_da/gpu.sh                      # OUT=experiments/digits_da/runs_gpu50k
+#   bash experiments/digits_da/gpu.sh                      # RUNS=experiments/digits_da/runs_gpu50k
 #   STEPS=50000 PARALLEL=9 DEADLINE=420 METHODS="source_only dann cdan" bash .../gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-OUT=${OUT:-experiments/digits_da/runs_gpu50k}
+RUNS=${RUNS:-experiments/digits_da/runs_gpu50k}
 STEPS=${STEPS:-50000}
 BATCH=${BATCH:-128}
 EVERY=${EVERY:-5000}
@@ -32,7 +32,7 @@ for d in $DIRECTIONS; do for m in $METHODS; do for s in $SEEDS; do
 done; done; done
 printf '%s\n' "${jobs[@]}" | timeout "$DEADLINE" xargs -P "$PARALLEL" -L 1 bash -c '
   d=$0 m=$1 s=$2
-  dir='"$OUT"'/$d/$m/seed$s
+  dir='"$RUNS"'/$d/$m/seed$s
   mkdir -p "$dir"
   '"$PY"' -m jtl.train experiment=digits_$d method=$m seed=$s trainer.steps='"$STEPS"' \
     trainer.batch_size='"$BATCH"' trainer.eval_every='"$EVERY"' \
@@ -41,4 +41,4 @@ printf '%s\n' "${jobs[@]}" | timeout "$DEADLINE" xargs -P "$PARALLEL" -L 1 bash 
   echo "$(date +%T) $d $m seed$s exit $?"'
 echo "study exit $? at $(date +%T)"
 pkill -TERM -f "jtl.train experiment=digits_" && sleep 3  # runs the deadline cut: unfinished
-$PY experiments/digits_da/table.py "$OUT"
+$PY experiments/digits_da/table.py "$RUNS"
