@@ -40,6 +40,9 @@ SUMMARY = "summary.json"
 FAILED = "failed.json"
 MEASURES = "measures.json"
 LOCK = ".jtl.lock"
+# In a sweep dir: one JSON line per failed job, appended by the job wherever it runs (a
+# joblib worker, a SLURM node), read by the process that launched the sweep.
+SWEEP_FAILURES = "failed_jobs.jsonl"
 # measures.json: {measure key: value, ..., STEPS_KEY: {measure key: checkpoint step}}.
 STEPS_KEY = "_steps"
 
@@ -298,6 +301,26 @@ def record_failure(run_dir: str | os.PathLike, failure: Mapping[str, Any]) -> Pa
         if not is_completed(run_dir):
             write_summary(run_dir, entry)
     return run_dir / FAILED
+
+
+def append_sweep_failure(sweep_dir: str | os.PathLike, run_dir: str | os.PathLike,
+                         reason: str) -> None:
+    """One line per failed job; O_APPEND writes of one short line do not interleave, so jobs
+    of any launcher (processes, hosts on a shared file system) can report into one file."""
+    line = json.dumps({"run_dir": str(run_dir), "reason": reason,
+                       "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n"
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError), open(Path(sweep_dir) / SWEEP_FAILURES, "a") as f:
+        f.write(line)
+
+
+def read_sweep_failures(sweep_dir: str | os.PathLike) -> list[tuple[Path, str]]:
+    try:
+        lines = (Path(sweep_dir) / SWEEP_FAILURES).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    rows = [json.loads(ln) for ln in lines if ln.strip()]
+    return [(Path(r["run_dir"]), r["reason"]) for r in rows]
 
 
 def write_measures(run_dir: str | os.PathLike, values: Mapping[str, Any],

@@ -23,10 +23,11 @@ FAST = [
 ]
 
 
-def compose_cfg(overrides: list[str]) -> DictConfig:
+def compose_cfg(overrides: list[str], hydra: bool = False) -> DictConfig:
+    """The composed config; `hydra=True` keeps the `hydra` node (sweeper, launcher)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 One error path: a mistake the user can fix (`JtlError`, Hydra's own config errors) is one line
 `jtl: error: ...` and exit 2; Ctrl-C says where to resume and exits 130; `debug=true` shows
-tracebacks. A `-m` sweep runs every job, then names the failed ones and exits 1.
+tracebacks. A `-m` sweep runs every job, then names the failed ones and exits 1, whatever
+launcher ran them (`hydra/launcher=joblib`, `submitit_slurm`, ...): each failed job appends a
+line to `<sweep dir>/failed_jobs.jsonl` and `SweepFailures` (a Hydra callback, in the
+launching process) reads it back.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from jtl import rundir
@@ -22,7 +26,7 @@ from jtl.errors import JtlError
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("jtl")
-# (run dir, one-line reason) of every failed job of this process's sweep.
+# (run dir, one-line reason) of every failed job of the sweep this process launched.
 FAILED_JOBS: list[tuple[Path, str]] = []
 # A single run's exception, re-raised by main() once Hydra returns (Hydra would first print
 # its own "Error executing job with overrides" line).
@@ -67,12 +71,24 @@ def _main(cfg: DictConfig) -> float | None:
         if not isinstance(e, JtlError):
             traceback.print_exc()
         print(f"jtl: error: job {hc.job.num} ({workdir}): {reason}", file=sys.stderr, flush=True)
-        FAILED_JOBS.append((workdir, reason))
+        rundir.append_sweep_failure(hc.sweep.dir, workdir, reason)
         return None
     print(f"source {summary['source']} test accuracy: {summary['source/test/accuracy']:.4f}")
     print(f"target {summary['target']} test accuracy: {summary['target/test/accuracy']:.4f}")
     print(f"run dir: {workdir}", flush=True)
     return summary["target/test/accuracy"]
+
+
+class SweepFailures(Callback):
+    """Registered in conf/config.yaml (`hydra.callbacks`): runs in the process that launched a
+    sweep, before and after all its jobs, wherever the jobs ran."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        # A re-run of a sweep reports its own failures, not the last run's.
+        (Path(config.hydra.sweep.dir) / rundir.SWEEP_FAILURES).unlink(missing_ok=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        FAILED_JOBS.extend(rundir.read_sweep_failures(config.hydra.sweep.dir))
 
 
 def _debug() -> bool:
