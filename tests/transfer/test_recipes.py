@@ -1,0 +1,118 @@
+"""Recipes end to end: what each one loads, freezes and trains, by parameter path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from jtl.errors import JtlError
+from jtl.train import train_and_evaluate
+from jtl.train.trainer import build
+from tests.transfer.conftest import final_params, leaves
+
+
+def fresh_params(cfg) -> dict[str, np.ndarray]:
+    """The parameters a run of `cfg` starts from before anything is loaded."""
+    from omegaconf import OmegaConf
+
+    net = build(OmegaConf.to_container(cfg, resolve=True))[3]
+    return leaves(nnx.split(net)[1].to_pure_dict())
+
+
+def run(small_cfg, tmp_path, name, *overrides):
+    cfg = small_cfg("method=target_only", *overrides)
+    train_and_evaluate(cfg, tmp_path / name)
+    return cfg, leaves(final_params(tmp_path / name))
+
+
+def test_feature_extractor_keeps_every_backbone_param_and_trains_the_head(
+        small_cfg, source_run, tmp_path):
+    src = leaves(final_params(source_run))
+    cfg, out = run(small_cfg, tmp_path, "fe", "transfer=feature_extractor",
+                   f"init_from={source_run}")
+    fresh = fresh_params(cfg)
+    backbone = [p for p in out if p.startswith("backbone/")]
+    assert len(backbone) == 4
+    for p in backbone:
+        np.testing.assert_array_equal(out[p], src[p])  # bit-identical to the source's
+    for p in ("head/kernel", "head/bias"):
+        assert not np.array_equal(out[p], fresh[p])  # trained from its fresh draw
+        assert not np.array_equal(out[p], src[p])    # and not the source's head
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_freeze_k_freezes_exactly_the_first_k_blocks(small_cfg, source_run, tmp_path, k):
+    src = leaves(final_params(source_run))
+    _, out = run(small_cfg, tmp_path, f"k{k}", "transfer=freeze_k", f"transfer.freeze_k={k}",
+                 f"init_from={source_run}")
+    for block in range(2):
+        for leaf in ("kernel", "bias"):
+            p = f"backbone/blocks/{block}/linear/{leaf}"
+            assert np.array_equal(out[p], src[p]) == (block < k), p
+
+
+def test_freeze_k_beyond_the_backbone_is_a_user_error(small_cfg, source_run, tmp_path):
+    with pytest.raises(JtlError, match="only 2 blocks"):
+        run(small_cfg, tmp_path, "k3", "transfer=freeze_k", "transfer.freeze_k=3",
+            f"init_from={source_run}")
+
+
+def test_dont_load_leaves_params_at_their_fresh_initialisation(small_cfg, source_run,
+                                                               tmp_path):
+    src = leaves(final_params(source_run))
+    cfg, out = run(small_cfg, tmp_path, "dl", f"init_from={source_run}", "freeze='.*'",
+                   "dont_load='backbone/blocks/1/.*|head/.*'")
+    fresh = fresh_params(cfg)
+    for p in out:
+        expected = fresh[p] if p.startswith(("backbone/blocks/1/", "head/")) else src[p]
+        np.testing.assert_array_equal(out[p], expected, err_msg=p)
+    assert not np.array_equal(fresh["head/kernel"], src["head/kernel"])
+
+
+def test_lp_ft_holds_the_backbone_for_the_first_half(small_cfg, source_run, tmp_path):
+    """lp_ft switching at step 5 of 10 is, at step 5, exactly the 5-step linear probe (same
+    head updates, backbone untouched), and fine-tunes the backbone afterwards."""
+    from jtl.train.checkpoint import manager
+
+    src = leaves(final_params(source_run))
+    _, end = run(small_cfg, tmp_path, "lpft", "transfer=lp_ft", f"init_from={source_run}",
+                 "trainer.checkpoint_every=5", "trainer.keep_checkpoints=3")
+    with manager(tmp_path / "lpft" / "checkpoints") as m:
+        half = leaves(m.restore(5)["params"])
+    _, lp = run(small_cfg, tmp_path, "lp", "transfer=feature_extractor",
+                f"init_from={source_run}", "trainer.steps=5", "trainer.eval_every=5",
+                "trainer.checkpoint_every=5", "trainer.log_every=5")
+    for p in lp:
+        np.testing.assert_array_equal(half[p], lp[p], err_msg=p)
+        if p.startswith("backbone/"):
+            np.testing.assert_array_equal(half[p], src[p], err_msg=p)
+            assert not np.array_equal(end[p], src[p]), p  # fine-tuned in the second half
+
+
+def test_recipe_without_a_source_is_a_user_error(small_cfg, tmp_path):
+    with pytest.raises(JtlError, match="pretrain=<experiment>"):
+        run(small_cfg, tmp_path, "x", "transfer=finetune")
+
+
+def test_unknown_transfer_key_is_a_user_error(small_cfg, source_run, tmp_path):
+    with pytest.raises(JtlError, match="no key"):
+        run(small_cfg, tmp_path, "x", "transfer=finetune", "+transfer.freze_k=1",
+            f"init_from={source_run}")
+
+
+def test_prototype_recipe_on_new_classes_trains_nothing_and_beats_chance(small_cfg, source_run,
+                                                                   tmp_path):
+    src = leaves(final_params(source_run))
+    s = train_and_evaluate(small_cfg("method=target_only", "transfer=prototype",
+                                     f"init_from={source_run}", "target.per_class=1",
+                                     "trainer.batch_over_split=resample",
+                                     "source.classes=[0,1,2,3,4]",
+                                     "target.classes=[5,6,7,8,9]"), tmp_path / "p")
+    out = leaves(final_params(tmp_path / "p"))
+    assert s["num_classes"] == 5 and out["head/kernel"].shape == (16, 5)
+    assert "source/test/accuracy" not in s  # another label space: not scored with this head
+    for p in out:
+        if p.startswith("backbone/"):
+            np.testing.assert_array_equal(out[p], src[p])
+    assert s["target/test/accuracy"] > 0.4  # 1 example per class, 5 classes: chance is 0.2
