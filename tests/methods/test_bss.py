@@ -24,6 +24,7 @@ def test_loss_is_target_ce_plus_eta_times_shrinkage_and_reads_no_source():
     batch = make_batch()
     batch = {"target": {**batch["target"], "y": jnp.asarray([0, 1, 1, 0, 1])}}
     loss, metrics, grads = evaluate(method, graphdef, params, batch)
+    assert float(metrics["bss"]) > 0
     feats, logits = np_forward(params, batch["target"]["x"])
     shrink = np.linalg.svd(feats, compute_uv=False)[-1] ** 2
     np.testing.assert_allclose(loss, np_ce(logits, batch["target"]["y"]) + 0.5 * shrink,
