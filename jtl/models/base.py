@@ -73,15 +73,30 @@ def path_str(path: tuple) -> str:
     return "/".join(parts)
 
 
-def prototype_head(features: jax.Array, labels: jax.Array, num_classes: int) -> dict[str, Any]:
-    """Nearest-class-mean classifier as a linear head (Snell et al. 2017, squared Euclidean):
-    argmin_c ||f - mu_c||^2 = argmax_c (f . mu_c - ||mu_c||^2 / 2), so kernel = [mu_c] (D, C)
-    and bias = -||mu_c||^2 / 2. It needs no training: one labeled example per class suffices."""
+def prototype_head(features: jax.Array, labels: jax.Array, num_classes: int,
+                   metric: str = "euclidean") -> dict[str, Any]:
+    """Nearest-class-mean classifier as a linear head; it needs no training, one labeled
+    example per class suffices.
+
+    euclidean (Snell et al. 2017): argmin_c ||f - mu_c||^2 = argmax_c (f . mu_c - ||mu_c||^2/2),
+    so kernel = [mu_c] (D, C), bias = -||mu_c||^2 / 2.
+    cosine (SimpleShot's L2-normalised features, Wang et al. 2019): m_c the mean of the
+    normalised features, argmax_c cos(f, m_c) = argmax_c f . m_c / ||m_c|| (||f|| is the same
+    for every class), so kernel = [m_c / ||m_c||], bias = 0.
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise JtlError(f"prototype metric {metric!r}: use euclidean or cosine")
     onehot = jax.nn.one_hot(labels, num_classes, dtype=features.dtype)
     counts = onehot.sum(0)
     missing = [int(c) for c in jnp.flatnonzero(counts == 0)]
     if missing:
         raise JtlError(f"head=prototype: classes {missing} have no labeled target example; "
                        "give every class at least one (target.per_class >= 1)")
+    if metric == "cosine":
+        features = features / jnp.maximum(jnp.linalg.norm(features, axis=1, keepdims=True),
+                                          1e-12)
     means = (onehot.T @ features) / counts[:, None]
+    if metric == "cosine":
+        kernel = means / jnp.maximum(jnp.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return {"kernel": kernel.T, "bias": jnp.zeros(num_classes, features.dtype)}
     return {"kernel": means.T, "bias": -0.5 * jnp.sum(means**2, axis=1)}

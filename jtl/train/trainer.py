@@ -326,7 +326,8 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
         log.info("init_from %s: loaded %d arrays", cfg["init_from"], len(loaded))
     recipe = Recipe.from_cfg(cfg.get("transfer"))
     if recipe.head == "prototype":
-        params = with_prototype_head(graphdef, params, target.train, target.num_classes)
+        params = with_prototype_head(graphdef, params, target.train, target.num_classes,
+                                     recipe.metric)
     blocks = len(net.backbone.blocks)
     tx = build_optimizer(cfg["optim"], params, total, method.trainable,
                          recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks))

@@ -7,6 +7,7 @@ replace the head, `freeze` regexes) and a `transfer:` section for what they cann
       name: freeze_k
       freeze_k: 1          # the first k backbone blocks join `freeze`
       head: linear         # linear | prototype (nearest class mean of labeled target features)
+      metric: euclidean    # the prototype head's: euclidean | cosine
       groups: []           # per-group optimizer settings (jtl.train.optim.Group)
       layer_decay: null    # discriminative lr: block i of n at lr / decay^(n - i), head at lr
 
@@ -42,6 +43,7 @@ class Recipe:
     name: str = "none"
     freeze_k: int = 0
     head: str = "linear"
+    metric: str = "euclidean"
     groups: tuple[Mapping[str, Any], ...] = ()
     layer_decay: float | None = None
 
@@ -93,14 +95,14 @@ class Recipe:
                                 for i in range(num_blocks)))
 
 
-def with_prototype_head(graphdef: nnx.GraphDef, params: dict, train: Split,
-                        num_classes: int, batch_size: int = 1000) -> dict:
+def with_prototype_head(graphdef: nnx.GraphDef, params: dict, train: Split, num_classes: int,
+                        metric: str = "euclidean", batch_size: int = 1000) -> dict:
     """`params` with the head set to the class means of the labeled target train features
     (`jtl.models.base.prototype_head`), computed with the (loaded) backbone."""
     model = nnx.merge(graphdef, params)
     embed = jax.jit(lambda x: model.backbone(x))
     feats = jnp.concatenate([embed(jnp.asarray(train.x[i:i + batch_size]))
                              for i in range(0, len(train), batch_size)])
-    head = prototype_head(feats, jnp.asarray(train.y), num_classes)
+    head = prototype_head(feats, jnp.asarray(train.y), num_classes, metric)
     return {**params, "head": {k: np.asarray(v, dtype=np.asarray(params["head"][k]).dtype)
                                for k, v in head.items()}}

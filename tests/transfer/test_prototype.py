@@ -26,3 +26,19 @@ def test_prototype_head_is_the_nearest_class_mean_classifier():
 def test_a_class_without_examples_is_a_user_error():
     with pytest.raises(JtlError, match=r"classes \[2\]"):
         prototype_head(jnp.ones((2, 3)), jnp.array([0, 1]), 3)
+
+
+def test_cosine_prototype_is_the_nearest_normalised_mean_by_cosine():
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(9, 4)).astype(np.float32) * rng.uniform(0.1, 10, (9, 1))
+    labels = np.arange(9) % 3
+    head = prototype_head(jnp.asarray(feats), jnp.asarray(labels), 3, "cosine")
+    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    means = np.stack([unit[labels == c].mean(0) for c in range(3)])
+    queries = rng.normal(size=(50, 4)).astype(np.float32) * 100.0  # scale must not matter
+    cos = (queries @ means.T) / np.linalg.norm(queries, axis=1)[:, None] / np.linalg.norm(
+        means, axis=1)[None]
+    logits = queries @ np.asarray(head["kernel"]) + np.asarray(head["bias"])
+    np.testing.assert_array_equal(logits.argmax(1), cos.argmax(1))
+    with pytest.raises(JtlError, match="euclidean or cosine"):
+        prototype_head(jnp.asarray(feats), jnp.asarray(labels), 3, "manhattan")
