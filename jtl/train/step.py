@@ -52,16 +52,20 @@ def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransfor
     return step
 
 
-def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool) -> Callable:
+def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool,
+               shard: Callable | None = None) -> Callable:
     """`chunk(state, data, run_key) -> (state, metrics stacked over steps)`.
 
     `length == 1` is the plain per-step loop body (no scan: XLA:CPU runs convolutions inside a
     loop body far slower). With `streamed`, `data` is a batch per step stacked on axis 0.
+    `shard` places each batch over a device mesh (jtl/train/mesh.py); None: one device.
     """
 
     def one(state, data, run_key):
         batch_key, loss_key = step_keys(run_key, state["step"])
         batch = data if streamed else draw(data, batch_key, batch_size)
+        if shard is not None:
+            batch = shard(batch)
         return step(state, batch, loss_key)
 
     def chunk(state, data, run_key):

@@ -35,6 +35,7 @@ from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import Network, build_network
 from jtl.train import checkpoint as ckpt
+from jtl.train import mesh as meshes
 from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
 from jtl.train.optim import build_optimizer
@@ -156,6 +157,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     for key in ("steps", "batch_size", "eval_every", "log_every", "checkpoint_every"):
         _positive_int(t.get(key), f"trainer.{key}")
     _positive_int(t.get("keep_checkpoints", 2), "trainer.keep_checkpoints")
+    meshes.make_mesh(t.get("mesh", "auto"))
     if t.get("steps_per_call", "auto") != "auto":
         _positive_int(t["steps_per_call"], "trainer.steps_per_call")
     max_loss = t.get("max_loss")
@@ -331,7 +333,9 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     blocks = len(net.backbone.blocks)
     tx = build_optimizer(cfg["optim"], params, total, method.trainable,
                          recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks))
-    state = init_state(params, tx)
+    mesh = meshes.make_mesh(tcfg.get("mesh", "auto"))
+    meshes.check_batch(mesh, batch_size)
+    state = meshes.replicate(init_state(params, tx), mesh)
 
     mngr = ckpt.manager(workdir / rundir.CHECKPOINTS, int(tcfg.get("keep_checkpoints", 2)))
     restored = ckpt.restore_latest(mngr, state)
@@ -348,7 +352,7 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     mode = tcfg.get("data_on_device", "auto")
     streamed = (nbytes > DEVICE_DATA_LIMIT) if mode == "auto" else not bool(mode)
     if not streamed:
-        data = jax.device_put(data)
+        data = meshes.replicate(data, mesh)
     spc = steps_per_call(tcfg, has_conv)
     max_loss = tcfg.get("max_loss")
     max_loss = None if max_loss is None else float(max_loss)
@@ -398,11 +402,12 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
             while step < mark:
                 n = min(spc, mark - step)
                 if n not in chunks:
-                    chunks[n] = jax.jit(_guarded(make_chunk(step_fn, batch_size, n, streamed),
+                    chunks[n] = jax.jit(_guarded(make_chunk(step_fn, batch_size, n, streamed,
+                                                            meshes.batch_constraint(mesh)),
                                                  max_loss), donate_argnums=0)
                 if streamed:
                     keys = jax.vmap(lambda t: step_keys(run_key, t)[0])(step + np.arange(n))
-                    batch = host_batches(data, keys, batch_size)
+                    batch = meshes.split_streamed(host_batches(data, keys, batch_size), mesh)
                     state, metrics, ok = chunks[n](state, batch, run_key)
                 else:
                     state, metrics, ok = chunks[n](state, data, run_key)
