@@ -6,8 +6,11 @@ reads the run's composed config, flattened to dotted keys (`method.name`, `targe
 that do not change a result, `jtl.rundir.PRESENTATION_KEYS`: `hydra.*`, `paths.*`,
 `trainer.progress`, ...; `init_from` only by whether it is set, since it names a different
 run dir per seed) or by `by`; each metric gets its mean and 95% Student-t interval over the
-group's runs (seeds). `write_report` prints nothing: it writes `<dir>/report.md`,
-`<dir>/report.csv` and a bar plot of one metric per group.
+group's *seeds*: runs of one seed (a re-run, a budget variant grouped by `--by`) are averaged
+first, since they are not independent samples, and `n` counts distinct seeds (a warning names
+groups with more runs than seeds). `write_report` prints nothing: it writes
+`<dir>/report.md`, `<dir>/report.csv` and a figure of one metric (`plot_groups`: method on the
+x axis, one panel per source -> target).
 
 Bounded quantities (accuracies, errors in [0, 1], PAD in [0, 2], NTG and gains in [-1, 1];
 `jtl.measures.stats.bounds`) are shown in report.md and the plot with their interval clipped
@@ -78,7 +81,19 @@ class Group:
     runs: list[Run] = field(default_factory=list)
 
     def values(self, metric: str) -> list[float]:
-        return [r.metrics[metric] for r in self.runs if metric in r.metrics]
+        """One value per seed: the mean of that seed's runs (a run without a seed counts
+        alone)."""
+        by_seed: dict[Any, list[float]] = {}
+        for i, r in enumerate(self.runs):
+            if metric in r.metrics:
+                by_seed.setdefault(("run", i) if r.seed is None else r.seed,
+                                   []).append(r.metrics[metric])
+        return [float(np.mean(v)) for v in by_seed.values()]
+
+    @property
+    def n_seeds(self) -> int:
+        """Distinct seeds (a run without a seed counts alone): the `n` of the intervals."""
+        return len({("run", i) if r.seed is None else r.seed for i, r in enumerate(self.runs)})
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -271,6 +286,7 @@ class Report:
     n_runs: int
     skipped: Counter[str]
     warnings: list[str]
+    groups: list[Group] = field(default_factory=list)  # in the order of `rows`
 
 
 def build_report(
@@ -314,7 +330,11 @@ def build_report(
     rows: list[dict[str, Any]] = []
     for g in groups:
         row: dict[str, Any] = {k: v for k, v in zip(keys, g.key, strict=True)}
-        row["n"] = len(g.runs)
+        row["n"] = g.n_seeds
+        if len(g.runs) > g.n_seeds:
+            warnings.append(f"{_label(keys, g.key)}: {len(g.runs)} runs of {g.n_seeds} seeds; "
+                            "runs of one seed are averaged before the interval (n counts "
+                            "seeds)")
         for m in metrics:
             vals = g.values(m)
             mean, low, high = mean_ci(vals) if vals else (math.nan, math.nan, math.nan)
@@ -329,13 +349,13 @@ def build_report(
         for row, extra in zip(rows, ntg_columns(groups, keys, root, opts, warnings), strict=True):
             row.update(extra)
     md = to_markdown(rows, keys, metrics, ntg)
-    return Report(keys, metrics, rows, md, len(runs), skipped, warnings)
+    return Report(keys, metrics, rows, md, len(runs), skipped, warnings, groups)
 
 
 def to_markdown(rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
                 metrics: Sequence[str], ntg: bool) -> str:
     """Mean ± half-width of the 95% interval per metric (clipped to its bounds: module doc);
-    `n` counts the group's runs."""
+    `n` counts the group's distinct seeds."""
     head = [*(keys or ["group"]), "n", *metrics] + ([NTG_HEADER, GAIN_HEADER] if ntg else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in rows:
@@ -382,21 +402,110 @@ def error_bars(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[np.ndarr
     return means, np.where(finite, np.stack([means - lows, highs - means]), 0.0)
 
 
-def plot_groups(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], metric: str,
-                path: Path) -> Path | None:
-    """Bar per group of `metric` with its 95% CI (clipped to its bounds) as error bars."""
-    if not rows or f"{metric}/mean" not in rows[0]:
+METHOD_KEY = "method.name"
+DIRECTION_KEYS = ("source.name", "target.name")
+
+
+def direction(config: Mapping[str, Any]) -> str:
+    """'mnist → usps' from a run's flat config ('' when it names no domains)."""
+    s, t = (config.get(k) for k in DIRECTION_KEYS)
+    return "" if s is None or t is None else f"{s} → {t}"
+
+
+def _short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """Each dotted key by its last component, or by as many as tell it from the others."""
+    out = {}
+    for k in keys:
+        parts = k.split(".")
+        for depth in range(1, len(parts) + 1):
+            tail = ".".join(parts[-depth:])
+            if not any(o != k and (o == tail or o.endswith("." + tail)) for o in keys):
+                break
+        out[k] = tail
+    return out
+
+
+def _short_value(v: Any) -> str:
+    text = "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+@dataclass
+class Panel:
+    """One panel of the report figure: a source -> target pair and its bars, by method."""
+
+    title: str
+    rows: list[int]  # indices into Report.rows / Report.groups, in bar order
+    labels: list[str]  # x tick labels: the method, then only keys that differ within it
+    methods: list[str]
+
+
+def plot_layout(rep: Report) -> list[Panel]:
+    """Panels (one per source -> target, in the groups' order) of bars sorted by method.
+
+    A bar is labelled by its method and only the varying keys that tell it from other bars
+    of the same method in its panel, shortened to their last component (`per_class=10`), so
+    a method's own hyper-parameters (present for it alone) never crowd its label."""
+    configs = [g.runs[0].config for g in rep.groups]
+    by_panel: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        by_panel.setdefault(direction(c), []).append(i)
+    label_keys = [k for k in rep.keys if k != METHOD_KEY and k not in DIRECTION_KEYS]
+    panels = []
+    for title, idx in by_panel.items():
+        methods = {i: str(configs[i].get(METHOD_KEY, "")) for i in idx}
+        differing: set[str] = set()
+        for m in set(methods.values()):
+            same = [rep.groups[i].key for i in idx if methods[i] == m]
+            differing |= {k for j, k in enumerate(rep.keys) if k in label_keys
+                          and len({json.dumps(key[j], default=str) for key in same}) > 1}
+        shown = [k for k in label_keys if k in differing]
+        short = _short_keys(shown)
+        labels = {}
+        for i in idx:
+            key = dict(zip(rep.keys, rep.groups[i].key, strict=True))
+            labels[i] = "\n".join([methods[i], *(f"{short[k]}={_short_value(key[k])}"
+                                                  for k in shown)]).strip()
+        order = sorted(idx, key=lambda i: (methods[i], _sort_key(rep.groups[i].key)))
+        panels.append(Panel(title, order, [labels[i] for i in order],
+                            [methods[i] for i in order]))
+    return panels
+
+
+def plot_groups(rep: Report, metric: str, path: Path) -> Path | None:
+    """`metric`'s mean and 95% CI (clipped to its bounds) per group: method on the x axis,
+    one panel per source -> target, `n` (distinct seeds) on each bar."""
+    if not rep.rows or f"{metric}/mean" not in rep.rows[0] or not rep.groups:
         return None
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    means, err = error_bars(rows, metric)
-    labels = [_label(keys, tuple(row[k] for k in keys)).replace(", ", "\n") for row in rows]
-    fig = Figure(figsize=(max(4.0, 1.2 * len(rows) + 1.5), 4.5))
-    ax = fig.subplots()
-    ax.bar(np.arange(len(rows)), means, yerr=err, capsize=4, color="tab:blue", alpha=0.8)
-    ax.set_xticks(np.arange(len(rows)), labels, fontsize=7)
-    ax.set_ylabel(f"{metric} (mean, 95% CI)")
-    ax.grid(axis="y", alpha=0.3)
+    means, err = error_bars(rep.rows, metric)
+    panels = plot_layout(rep)
+    methods = sorted({m for p in panels for m in p.methods})
+    cmap = colormaps["tab10" if len(methods) <= 10 else "tab20"]
+    colour = {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+    widths = [max(len(p.rows), 1) for p in panels]
+    lines = max(label.count("\n") + 1 for p in panels for label in p.labels)
+    fig = Figure(figsize=(max(4.0, 0.6 * sum(widths) + 1.0 * len(panels) + 0.8),
+                          3.6 + 0.25 * lines), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False,
+                        width_ratios=widths)[0]
+    for ax, p in zip(axes, panels, strict=True):
+        x = np.arange(len(p.rows))
+        ax.bar(x, means[p.rows], yerr=err[:, p.rows], capsize=4, alpha=0.85,
+               color=[colour[m] for m in p.methods])
+        for xi, i in zip(x, p.rows, strict=True):
+            ax.annotate(f"n={rep.rows[i][f'{metric}/n']}", (xi, 0), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7,
+                        color="black")
+        ax.set_xticks(x, p.labels, fontsize=8,
+                      rotation=30 if len(p.rows) > 4 else 0, ha="right" if len(p.rows) > 4
+                      else "center")
+        ax.set_title(p.title or "all runs", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.axhline(0, color="black", linewidth=0.6)
+    axes[0].set_ylabel(f"{metric}\n(mean, 95% CI over seeds)")
     return atomic_savefig(fig, path)
 
 
@@ -405,9 +514,9 @@ def plot_name(metric: str) -> str:
 
 
 def write_report(rep: Report, root: str | Path, plot_metric: str = DEFAULT_METRIC) -> list[str]:
-    """report.md, report.csv and the bar plot of `plot_metric` into `root`; their names."""
+    """report.md, report.csv and the figure of `plot_metric` into `root`; their names."""
     root = Path(root)
     atomic_write_text(root / "report.md", rep.markdown)
     atomic_write_text(root / "report.csv", to_csv(rep.rows))
-    plot = plot_groups(rep.rows, rep.keys, plot_metric, root / plot_name(plot_metric))
+    plot = plot_groups(rep, plot_metric, root / plot_name(plot_metric))
     return ["report.md", "report.csv"] + ([plot.name] if plot else [])

@@ -6,7 +6,10 @@ What notebooks, `jtl.measure` and later tools use instead of re-deriving a run b
 from __future__ import annotations
 
 import dataclasses
+import functools
+import warnings
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +20,7 @@ from jtl.domains import Domain
 from jtl.errors import JtlError
 from jtl.methods import Method
 from jtl.models import Network
-from jtl.rundir import CHECKPOINTS, load_config
+from jtl.rundir import CHECKPOINTS, load_config, status
 from jtl.train import checkpoint as ckpt
 
 
@@ -32,40 +35,84 @@ class Run:
     step: int
 
 
-def load_run(run_dir: str | Path, step: int | None = None) -> Run:
-    """Rebuild a run's network and fill it with its latest (or `step`'s) checkpoint."""
-    from jtl.train.trainer import build
+def checkpoint_steps(run_dir: str | Path) -> list[int]:
+    """The checkpoint steps saved in a run dir, oldest first ([] when there are none).
 
+    A run dir without a checkpoints/ folder is not given one (an orbax manager would create
+    it)."""
+    ckpt_dir = Path(run_dir) / CHECKPOINTS
+    if not ckpt_dir.is_dir():
+        return []
+    with ckpt.manager(ckpt_dir) as mngr:
+        return sorted(int(s) for s in mngr.all_steps())
+
+
+def restore_params(run_dir: str | Path, step: int, like: Any) -> Any:
+    """The parameters (a pure dict shaped like `like`) of `run_dir`'s checkpoint at `step`:
+    the one restore path of `load_run` and of every reader of a run's weights."""
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir)
-    source, target, method, net = build(cfg)
-    graphdef, params = nnx.split(net)
-    params = params.to_pure_dict()
-    with ckpt.manager(run_dir / CHECKPOINTS) as mngr:
-        step = mngr.latest_step() if step is None else step
-        if step is None:
-            raise JtlError(f"{run_dir} has no checkpoint yet")
-        if step not in mngr.all_steps():
-            raise JtlError(f"{run_dir} has no checkpoint at step {step}; it has "
-                           f"{sorted(mngr.all_steps())}")
-        abstract = jax.tree_util.tree_map(ckpt.ocp.utils.to_shape_dtype_struct, params)
+    steps = checkpoint_steps(run_dir)
+    if step not in steps:
+        raise JtlError(f"{run_dir} has no checkpoint at step {step}; it has {steps}")
+    abstract = {"params": jax.tree_util.tree_map(ckpt.ocp.utils.to_shape_dtype_struct, like)}
+    with warnings.catch_warnings(), ckpt.manager(run_dir / CHECKPOINTS) as mngr:
+        warnings.filterwarnings("ignore", message="Sharding info not provided")
         try:
             restored = mngr.restore(step, args=ckpt.ocp.args.PyTreeRestore(
-                item={"params": abstract},
-                restore_args=jax.tree_util.tree_map(lambda _: ckpt.ocp.RestoreArgs(),
-                                                    {"params": abstract}),
+                item=abstract,
+                restore_args=jax.tree_util.tree_map(lambda _: ckpt.ocp.RestoreArgs(), abstract),
                 partial_restore=True))
         except Exception as e:
             raise JtlError(f"{run_dir}: the checkpoint at step {step} is unreadable "
                            f"({type(e).__name__}); resume the run to fall back to an older one, "
                            "or retrain it") from e
-    model = nnx.merge(graphdef, restored["params"])
-    return Run(run_dir, cfg, source, target, method, model, int(step))
+    return restored["params"]
+
+
+def load_run(run_dir: str | Path, step: int | None = None) -> Run:
+    """Rebuild a run's network and fill it with its latest (or `step`'s) checkpoint.
+
+    A missing dir, a dir without config or without checkpoints fails with a JtlError before
+    any data set is loaded."""
+    from jtl.train.trainer import build
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise JtlError(f"run dir {run_dir} does not exist; pass a jtl run dir (the one "
+                       "holding .hydra/config.yaml and checkpoints/)")
+    cfg = load_config(run_dir)
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        raise JtlError(f"{run_dir} holds no checkpoint yet (status {status(run_dir)}); train "
+                       "it (run its command again) before loading it")
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+        raise JtlError(f"{run_dir} has no checkpoint at step {step}; it has {steps}")
+    source, target, method, net = build(cfg)
+    graphdef, params = nnx.split(net)
+    model = nnx.merge(graphdef, restore_params(run_dir, step, params.to_pure_dict()))
+    return Run(run_dir, cfg, source, target, method, model, step)
 
 
 def layer_names(model: Network) -> list[str]:
     n = len(model.backbone.blocks)
     return [*(f"backbone/blocks/{i}" for i in range(n)), "features", "logits", "probs"]
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "layer"))
+def _forward(graphdef: nnx.GraphDef, state: Any, x: jax.Array, layer: str) -> jax.Array:
+    """One layer's output; compiled once per architecture, layer and batch shape, so every
+    checkpoint and every run of a model reuse it (a closure over the model would not)."""
+    model = nnx.merge(graphdef, state)
+    h = x
+    for i, block in enumerate(model.backbone.blocks):
+        h = block(h)
+        if layer == f"backbone/blocks/{i}":
+            return h.reshape(h.shape[0], -1)
+    if layer == "features":
+        return h
+    logits = model.head(h)
+    return logits if layer == "logits" else jax.nn.softmax(logits)
 
 
 def features(model: Network, x: np.ndarray, layer: str = "features",
@@ -74,19 +121,7 @@ def features(model: Network, x: np.ndarray, layer: str = "features",
     names = layer_names(model)
     if layer not in names:
         raise JtlError(f"unknown layer '{layer}'; this model has {names}")
-
-    @jax.jit
-    def fwd(x):
-        h = x
-        for i, block in enumerate(model.backbone.blocks):
-            h = block(h)
-            if layer == f"backbone/blocks/{i}":
-                return h.reshape(h.shape[0], -1)
-        if layer == "features":
-            return h
-        logits = model.head(h)
-        return logits if layer == "logits" else jax.nn.softmax(logits)
-
-    out = [np.asarray(fwd(jnp.asarray(x[i:i + batch_size])))
+    graphdef, state = nnx.split(model)
+    out = [np.asarray(_forward(graphdef, state, jnp.asarray(x[i:i + batch_size]), layer))
            for i in range(0, len(x), batch_size)]
     return np.concatenate(out)
