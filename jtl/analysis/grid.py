@@ -43,7 +43,7 @@ def load_grid(root: str | Path, per: Literal["run", "group"] = "run",
         rep = report.build_report(root, by=by, metrics=metrics, ntg=ntg, ignore=ignore,
                                   baselines_dir=baselines_dir)
         df = pd.DataFrame(rep.rows)
-        df.insert(0, DIRECTION, [report.direction(g.runs[0].config) for g in rep.groups])
+        df.insert(0, DIRECTION, [report.group_value(g, report.direction) for g in rep.groups])
         df.attrs.update(keys=rep.keys, metrics=rep.metrics, warnings=rep.warnings)
         return df
     if per != "run":

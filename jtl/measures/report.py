@@ -403,6 +403,7 @@ def error_bars(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[np.ndarr
 
 
 METHOD_KEY = "method.name"
+TRANSFER_KEY = "transfer.name"  # an inductive transfer recipe (finetune, linear_probe, ...)
 DIRECTION_KEYS = ("source.name", "target.name")
 
 
@@ -412,22 +413,37 @@ def direction(config: Mapping[str, Any]) -> str:
     return "" if s is None or t is None else f"{s} → {t}"
 
 
+def method_label(config: Mapping[str, Any]) -> str:
+    """A run's method as the figure names it: `method.name`, with its transfer recipe if any
+    (`target_only+finetune`)."""
+    recipe = config.get(TRANSFER_KEY)
+    return "+".join(str(x) for x in (config.get(METHOD_KEY), recipe)
+                    if x is not None and x != "none")
+
+
 def _short_keys(keys: Sequence[str]) -> dict[str, str]:
-    """Each dotted key by its last component, or by as many as tell it from the others."""
+    """Each dotted key by its last component (the group for `x.name`), or by as many as tell
+    it from the others."""
     out = {}
     for k in keys:
         parts = k.split(".")
-        for depth in range(1, len(parts) + 1):
+        first = 2 if parts[-1] == "name" and len(parts) > 1 else 1
+        for depth in range(first, len(parts) + 1):
             tail = ".".join(parts[-depth:])
             if not any(o != k and (o == tail or o.endswith("." + tail)) for o in keys):
                 break
-        out[k] = tail
+        out[k] = tail.removesuffix(".name")
     return out
 
 
 def _short_value(v: Any) -> str:
     text = "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
     return text if len(text) <= 24 else text[:21] + "..."
+
+
+def group_value(group: Group, describe: Any) -> str:
+    """`describe(config)` of a group's runs; ' | '-joined when `by` pooled several."""
+    return " | ".join(sorted({describe(r.config) for r in group.runs}))
 
 
 @dataclass
@@ -441,31 +457,30 @@ class Panel:
 
 
 def plot_layout(rep: Report) -> list[Panel]:
-    """Panels (one per source -> target, in the groups' order) of bars sorted by method.
+    """Panels (one per source -> target, in the groups' order) of bars sorted by method
+    (`method_label`).
 
     A bar is labelled by its method and only the varying keys that tell it from other bars
     of the same method in its panel, shortened to their last component (`per_class=10`), so
     a method's own hyper-parameters (present for it alone) never crowd its label."""
-    configs = [g.runs[0].config for g in rep.groups]
     by_panel: dict[str, list[int]] = {}
-    for i, c in enumerate(configs):
-        by_panel.setdefault(direction(c), []).append(i)
-    label_keys = [k for k in rep.keys if k != METHOD_KEY and k not in DIRECTION_KEYS]
+    for i, g in enumerate(rep.groups):
+        by_panel.setdefault(group_value(g, direction), []).append(i)
+    label_keys = [k for k in rep.keys if k not in (METHOD_KEY, TRANSFER_KEY, *DIRECTION_KEYS)]
     panels = []
     for title, idx in by_panel.items():
-        methods = {i: str(configs[i].get(METHOD_KEY, "")) for i in idx}
-        differing: set[str] = set()
+        methods = {i: group_value(rep.groups[i], method_label) for i in idx}
+        shown: dict[str, list[str]] = {}  # method -> keys differing among its bars
         for m in set(methods.values()):
             same = [rep.groups[i].key for i in idx if methods[i] == m]
-            differing |= {k for j, k in enumerate(rep.keys) if k in label_keys
-                          and len({json.dumps(key[j], default=str) for key in same}) > 1}
-        shown = [k for k in label_keys if k in differing]
-        short = _short_keys(shown)
+            shown[m] = [k for j, k in enumerate(rep.keys) if k in label_keys
+                        and len({json.dumps(key[j], default=str) for key in same}) > 1]
+        short = _short_keys(sorted({k for keys in shown.values() for k in keys}))
         labels = {}
         for i in idx:
             key = dict(zip(rep.keys, rep.groups[i].key, strict=True))
             labels[i] = "\n".join([methods[i], *(f"{short[k]}={_short_value(key[k])}"
-                                                  for k in shown)]).strip()
+                                                  for k in shown[methods[i]])]).strip()
         order = sorted(idx, key=lambda i: (methods[i], _sort_key(rep.groups[i].key)))
         panels.append(Panel(title, order, [labels[i] for i in order],
                             [methods[i] for i in order]))
