@@ -1,0 +1,163 @@
+"""Tables and plots of the finetune_vs_freeze study from its runs' summary.json.
+
+    .venv/bin/python experiments/finetune_vs_freeze/table.py [RUNS]
+
+Writes results.md, results.csv, curves.png and new_classes.png beside this file. Accuracy is
+the target test accuracy at the final step (no validation split below k = 10, so every run is
+read at the same, final step). Means and 95% Student-t intervals over seeds come from
+`jtl.measures.stats.mean_ci`; a recipe's gap to `target_only` is paired by seed on the same
+k-shot subset (`jtl.measures.ntg.negative_transfer_gap`: NTG = err(recipe) - err(target_only),
+negative = transfer helped).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from pathlib import Path
+
+from jtl.measures.ntg import negative_transfer_gap
+from jtl.measures.stats import clip_ci, mean_ci
+from jtl.rundir import atomic_savefig, atomic_write_text, read_summary
+
+HERE = Path(__file__).resolve().parent
+METRIC = "target/test/accuracy"
+KS = ("1", "5", "10", "50", "all")
+DIRECTIONS = {"usps_to_mnist": "USPS → MNIST", "mnist_to_usps": "MNIST → USPS"}
+NEW = {"mnist04_to_mnist59": "MNIST 0-4 → MNIST 5-9", "mnist04_to_usps59": "MNIST 0-4 → USPS 5-9"}
+
+
+def collect(root: Path) -> dict[tuple[str, str, str], dict[int, float]]:
+    """(direction, arm, k) -> {seed: accuracy} of the completed runs under root."""
+    out: dict[tuple[str, str, str], dict[int, float]] = {}
+    for summary_path in sorted(root.glob("*/*/k*/seed*/summary.json")):
+        run = summary_path.parent
+        s = read_summary(run)
+        if not s or s.get("status") != "completed":
+            continue
+        direction, arm, k = run.parts[-4], run.parts[-3], run.parts[-2][1:]
+        out.setdefault((direction, arm, k), {})[int(s["seed"])] = float(s[METRIC])
+    return out
+
+
+def acc_cell(accs: dict[int, float]) -> tuple[str, tuple[float, float, float]]:
+    mean, low, high = mean_ci(list(accs.values()))
+    low, high = clip_ci(low, high, METRIC)
+    text = f"{100 * mean:.1f}" + (f" ± {50 * (high - low):.1f}" if math.isfinite(low) else "")
+    return text, (mean, low, high)
+
+
+def gap(accs: dict[int, float], base: dict[int, float]) -> dict[str, float | str] | None:
+    """NTG of a recipe against target_only, on the seeds both have."""
+    seeds = sorted(set(accs) & set(base))
+    if len(seeds) < 2:
+        return None
+    return negative_transfer_gap({s: 1 - accs[s] for s in seeds},
+                                 {s: 1 - base[s] for s in seeds})
+
+
+def gap_text(g: dict | None) -> str:
+    if g is None:
+        return "–"
+    # NTG in points; the table shows the gain (-NTG): positive = better than target_only.
+    return (f"{-100 * g['ntg_mean']:+.1f} [{-100 * g['ntg_ci_high']:+.1f}, "
+            f"{-100 * g['ntg_ci_low']:+.1f}]")
+
+
+def table(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ...],
+          rows_out: list[dict]) -> str:
+    md = io.StringIO()
+    for key, label in groups.items():
+        present = [k for k in ks if any((key, a, k) in runs for a in arms)]
+        if not present:
+            continue
+        md.write(f"\n### {label}\n\nTarget test accuracy (%), mean ± 95% CI over seeds; below "
+                 "it the gain over `target_only` in points, paired by seed, [95% CI].\n\n")
+        md.write("| recipe | " + " | ".join(f"k = {k}" for k in present) + " |\n")
+        md.write("|---" * (len(present) + 1) + "|\n")
+        for arm in arms:
+            cells = []
+            for k in present:
+                accs = runs.get((key, arm, k))
+                if not accs:
+                    cells.append("")
+                    continue
+                text, (mean, low, high) = acc_cell(accs)
+                g = None if arm == "target_only" else gap(accs, runs.get((key, "target_only", k),
+                                                                          {}))
+                cells.append(text + ("" if g is None else f"<br>{gap_text(g)}"))
+                rows_out.append({"group": key, "arm": arm, "k": k, "n": len(accs),
+                                 "accuracy": mean, "accuracy_ci_low": low,
+                                 "accuracy_ci_high": high,
+                                 **({} if g is None else {
+                                     "ntg": g["ntg_mean"], "ntg_ci_low": g["ntg_ci_low"],
+                                     "ntg_ci_high": g["ntg_ci_high"],
+                                     "ntg_verdict": g["ntg_verdict"]})})
+            if any(cells):
+                md.write(f"| {arm} | " + " | ".join(cells) + " |\n")
+    return md.getvalue()
+
+
+def plot(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ...],
+         path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), 4.5), squeeze=False)
+    for ax, (key, label) in zip(axes[0], groups.items(), strict=True):
+        for i, arm in enumerate(arms):
+            xs, ms, lo, hi = [], [], [], []
+            for j, k in enumerate(ks):
+                accs = runs.get((key, arm, k))
+                if not accs:
+                    continue
+                _, (mean, low, high) = acc_cell(accs)
+                off = (i - len(arms) / 2) * 0.03
+                xs.append(j + off)
+                ms.append(100 * mean)
+                lo.append(100 * (mean - low) if math.isfinite(low) else 0)
+                hi.append(100 * (high - mean) if math.isfinite(high) else 0)
+            if xs:
+                style = "-" if arm in ("target_only", "finetune") else "--"
+                ax.errorbar(xs, ms, yerr=[lo, hi], fmt="o" + style, ms=3, capsize=2,
+                            label=arm, lw=2 if arm in ("target_only", "finetune") else 1)
+        ax.set_xticks(range(len(ks)), [f"k={k}" for k in ks])
+        ax.set_xlabel("labeled target examples per class")
+        ax.set_ylabel("target test accuracy (%)")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    atomic_savefig(fig, path)
+    plt.close(fig)
+
+
+def main() -> None:
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs"
+    curves, new = collect(root / "curves"), collect(root / "new_classes")
+    arms = list(dict.fromkeys(a for _, a, _ in sorted(curves)))
+    arms = ["target_only", *sorted(a for a in arms if a != "target_only")]
+    new_arms = ["target_only", *sorted({a for _, a, _ in new} - {"target_only"})]
+    rows: list[dict] = []
+    md = "## Accuracy vs k (curves)\n" + table(curves, DIRECTIONS, arms, KS, rows)
+    md += "\n## One-shot / few-shot on new classes\n" + table(new, NEW, new_arms, ("1", "5"),
+                                                             rows)
+    atomic_write_text(HERE / "results.md", md)
+    buf = io.StringIO()
+    fields = sorted({k for r in rows for k in r}, key=lambda f: (f not in ("group", "arm", "k"),
+                                                                 f))
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(HERE / "results.csv", buf.getvalue())
+    plot(curves, DIRECTIONS, arms, KS, HERE / "curves.png")
+    plot(new, NEW, new_arms, ("1", "5"), HERE / "new_classes.png")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
