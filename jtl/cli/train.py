@@ -73,10 +73,14 @@ def _main(cfg: DictConfig) -> float | None:
         print(f"jtl: error: job {hc.job.num} ({workdir}): {reason}", file=sys.stderr, flush=True)
         rundir.append_sweep_failure(hc.sweep.dir, workdir, reason)
         return None
-    print(f"source {summary['source']} test accuracy: {summary['source/test/accuracy']:.4f}")
-    print(f"target {summary['target']} test accuracy: {summary['target/test/accuracy']:.4f}")
+    runs = summary.get("runs") or {None: summary}  # trainer.seeds: one run per seed
+    for seed, run in runs.items():
+        at = "" if seed is None else f" (seed {seed})"
+        for role in ("source", "target"):
+            if f"{role}/test/accuracy" in run:
+                print(f"{role} {run[role]} test accuracy{at}: {run[f'{role}/test/accuracy']:.4f}")
     print(f"run dir: {workdir}", flush=True)
-    return summary["target/test/accuracy"]
+    return summary.get("target/test/accuracy")
 
 
 class SweepFailures(Callback):

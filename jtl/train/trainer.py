@@ -13,6 +13,8 @@ diverging run stops with its step and loss terms named and never checkpoints non
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import logging
 import os
@@ -157,6 +159,9 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     for key in ("steps", "batch_size", "eval_every", "log_every", "checkpoint_every"):
         _positive_int(t.get(key), f"trainer.{key}")
     _positive_int(t.get("keep_checkpoints", 2), "trainer.keep_checkpoints")
+    if t.get("seeds") is not None and t.get("mesh", "auto") not in ("auto", None, 1):
+        raise JtlError("trainer.seeds runs on one device (vmapped); with trainer.seeds, leave "
+                       "trainer.mesh at auto or set it to 1")
     meshes.make_mesh(t.get("mesh", "auto"))
     if t.get("steps_per_call", "auto") != "auto":
         _positive_int(t["steps_per_call"], "trainer.steps_per_call")
@@ -289,6 +294,8 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
 
         cfg = resolve(cfg, train_and_evaluate)
     workdir = Path(workdir)
+    if cfg["trainer"].get("seeds") is not None:
+        return train_seeds(cfg, workdir, overrides, on_complete)
     with rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides):
         summary = rundir.read_summary(workdir)
         if summary is not None and summary.get("status") == "completed":
@@ -312,40 +319,163 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     return summary
 
 
+@dataclasses.dataclass
+class _Lane:
+    """One seed's run inside a training that may vmap several: its config, dir and writers."""
+
+    cfg: dict
+    workdir: Path
+    mngr: Any = None
+    writer: MetricWriter | None = None
+    dev: Any = None
+    run_key: Any = None
+    last_eval: dict = dataclasses.field(default_factory=dict)
+    failed: JtlError | None = None
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg["seed"])
+
+
+def lane_config(cfg: Mapping[str, Any], seed: int) -> dict:
+    """One seed of a `trainer.seeds` run has the config of a separate run of that seed, so its
+    run dir is an ordinary run (same identity) to jtl.report, NTG pairing and load_run."""
+    out = copy.deepcopy(dict(cfg))
+    out["seed"], out["trainer"] = seed, {**out["trainer"], "seeds": None}
+    return out
+
+
+def train_seeds(cfg: Mapping[str, Any], workdir: str | Path, overrides: list[str] | None = None,
+                on_complete: Any | None = None) -> dict:
+    """`trainer.seeds=[0,1,...]`: every seed of one config trained at once, one compiled
+    program vmapped over the seeds (state, keys, batches), each seed's run in
+    `<workdir>/seed<s>`. Seeds already completed there are not retrained; a seed that
+    diverges fails alone. Returns {"status", "seeds", "runs": {seed: summary}}."""
+    seeds = [_positive_int(s, "trainer.seeds[]", minimum=0) for s in cfg["trainer"]["seeds"]]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise JtlError(f"trainer.seeds={seeds}: a non-empty list of distinct seeds")
+    lanes = [_Lane(lane_config(cfg, s), Path(workdir) / f"seed{s}") for s in seeds]
+    summaries: dict[int, dict] = {}
+    failures: list[str] = []
+    with contextlib.ExitStack() as stack:
+        for lane in lanes:
+            stack.enter_context(rundir.claim(lane.workdir, lane.cfg, overrides=overrides,
+                                             overwrite=bool(cfg.get("overwrite"))))
+            done = rundir.read_summary(lane.workdir)
+            if done is not None and done.get("status") == "completed":
+                summaries[lane.seed] = done
+        todo = [lane for lane in lanes if lane.seed not in summaries]
+        if todo:
+            t0 = time.time()
+            try:
+                results = _train_lanes(cfg, todo, t0, vmapped=True)
+            except Exception as e:  # shared failure (data, config), or every seed diverged
+                results = [lane.failed or e for lane in todo]
+            for lane, r in zip(todo, results, strict=True):
+                if isinstance(r, Exception):
+                    rundir.record_failure(lane.workdir, {
+                        "error": f"{type(r).__name__}: {r}", "seed": lane.seed,
+                        "method": cfg["method"]["name"], "wall_time_s": time.time() - t0})
+                    failures.append(f"seed {lane.seed} ({lane.workdir}): {r}")
+                else:
+                    rundir.write_summary(lane.workdir, r)
+                    (lane.workdir / rundir.FAILED).unlink(missing_ok=True)
+                    summaries[lane.seed] = r
+        if on_complete is not None:
+            for lane in lanes:
+                if lane.seed in summaries:
+                    on_complete(lane.workdir, summaries[lane.seed])
+    if failures:
+        raise JtlError(f"{len(failures)} of {len(seeds)} seeds failed: " + "; ".join(failures))
+    return {"status": "completed", "seeds": seeds,
+            "runs": {s: summaries[s] for s in seeds}}
+
+
 def _train(cfg: dict, workdir: Path, t0: float) -> dict:
-    tcfg = cfg["trainer"]
-    total = int(tcfg["steps"])
-    source, target, method, net = build(cfg)
-    batch_size = int(tcfg["batch_size"])
-    _check_batch(tcfg, source, target, method.uses)
-    seed = int(cfg["seed"])
-    has_conv = type(net.backbone).has_conv
-    graphdef, params = nnx.split(net)
-    params = params.to_pure_dict()
+    result = _train_lanes(cfg, [_Lane(cfg, workdir)], t0, vmapped=False)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _initial_params(cfg: dict, graphdef: Any, params: Any, target: Domain,
+                    recipe: Recipe) -> Any:
+    """Fresh parameters of one lane, then `init_from` and the recipe's head."""
     if cfg.get("init_from"):
         params, loaded = ckpt.load_params(cfg["init_from"], params, cfg.get("load") or ".*",
                                           cfg.get("dont_load"), cfg.get("init_from_step"))
         log.info("init_from %s: loaded %d arrays", cfg["init_from"], len(loaded))
-    recipe = Recipe.from_cfg(cfg.get("transfer"))
     if recipe.head == "prototype":
         params = with_prototype_head(graphdef, params, target.train, target.num_classes,
                                      recipe.metric)
-    blocks = len(net.backbone.blocks)
-    tx = build_optimizer(cfg["optim"], params, total, method.trainable,
-                         recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks))
-    mesh = meshes.make_mesh(tcfg.get("mesh", "auto"))
-    meshes.check_batch(mesh, batch_size)
-    state = meshes.replicate(init_state(params, tx), mesh)
+    return params
 
-    mngr = ckpt.manager(workdir / rundir.CHECKPOINTS, int(tcfg.get("keep_checkpoints", 2)))
-    restored = ckpt.restore_latest(mngr, state)
-    if restored is not None:
-        state = restored
-    start = int(state["step"])
+
+def _lane_state(state: Any, i: int, vmapped: bool) -> Any:
+    return jax.tree_util.tree_map(lambda a: a[i], state) if vmapped else state
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _common_start(lanes: list[_Lane], state: Any) -> list[Any]:
+    """Each lane's restored state, all at one step: the latest checkpoint every lane has
+    (later ones of some lanes, left by a crash between two lanes' saves, are deleted: that
+    interval is recomputed, with the same result)."""
+    restored = [ckpt.restore_latest(lane.mngr, state) for lane in lanes]
+    steps = [0 if r is None else int(r["step"]) for r in restored]
+    if len(set(steps)) == 1:
+        return [state if r is None else r for r in restored]
+    shared = set.intersection(*(set(lane.mngr.all_steps()) for lane in lanes))
+    start = max((s for s in shared if s <= min(steps)), default=0)
+    out = []
+    for lane, r in zip(lanes, restored, strict=True):
+        for s in lane.mngr.all_steps():
+            if s > start:
+                lane.mngr.delete(s)
+        out.append(state if not start else r if int(r["step"]) == start else
+                   lane.mngr.restore(start, args=ckpt.ocp.args.StandardRestore(state)))
+    return out
+
+
+def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
+                 ) -> list[dict | Exception]:
+    """Train one run, or several seeds of one config at once (`vmapped`: one compiled program
+    over a leading seed axis of the state, each seed drawing its own batches). Returns each
+    lane's summary, or the exception that ended that lane alone (a diverged seed)."""
+    tcfg = cfg["trainer"]
+    total = int(tcfg["steps"])
+    source, target, method, net = build(lanes[0].cfg)
+    batch_size = int(tcfg["batch_size"])
+    _check_batch(tcfg, source, target, method.uses)
+    has_conv = type(net.backbone).has_conv
+    graphdef, _ = nnx.split(net)
+    recipe = Recipe.from_cfg(cfg.get("transfer"))
+    params = [_initial_params(cfg, graphdef, nnx.split(
+        net if i == 0 else build_network(cfg["model"], target.num_classes, method,
+                                         init_seed(lane.cfg)))[1].to_pure_dict(),
+        target, recipe) for i, lane in enumerate(lanes)]
+    blocks = len(net.backbone.blocks)
+    tx = build_optimizer(cfg["optim"], params[0], total, method.trainable,
+                         recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks))
+    mesh = None if vmapped else meshes.make_mesh(tcfg.get("mesh", "auto"))
+    meshes.check_batch(mesh, batch_size)
+    keep = int(tcfg.get("keep_checkpoints", 2))
+    for lane in lanes:
+        lane.mngr = ckpt.manager(lane.workdir / rundir.CHECKPOINTS, keep)
+        lane.run_key = jax.random.fold_in(jax.random.key(lane.seed), 1)
+    states = _common_start(lanes, meshes.replicate(init_state(params[0], tx), mesh))
+    if not int(states[0]["step"]):  # fresh: each lane from its own parameters
+        states = [meshes.replicate(init_state(p, tx), mesh) for p in params]
+    state = _stack(states) if vmapped else states[0]
+    run_key = _stack([lane.run_key for lane in lanes]) if vmapped else lanes[0].run_key
+    start = int(states[0]["step"])
     if start:
-        log.info("resuming %s from step %d", workdir, start)
+        log.info("resuming %s from step %d", ", ".join(str(ln.workdir) for ln in lanes), start)
     last_ckpt: int | None = start or None
-    writer = MetricWriter(workdir, start, bool(tcfg.get("tensorboard", True)))
+    for lane in lanes:
+        lane.writer = MetricWriter(lane.workdir, start, bool(tcfg.get("tensorboard", True)))
 
     data = train_arrays(source, target, method.uses)
     nbytes = sum(a.nbytes for d in data.values() for a in d.values())
@@ -359,111 +489,145 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     step_fn = make_step(graphdef, method, tx, total)
     chunks: dict[int, Any] = {}
     evaluate = make_eval(graphdef)
-    run_key = jax.random.fold_in(jax.random.key(seed), 1)
     eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])
     ckpt_every = int(tcfg["checkpoint_every"])
 
     # Label-free selection (DEV) for methods that read no target labels; no config key.
-    dev = None if "target/y" in method.uses else make_dev(graphdef, source, target, seed)
+    for lane in lanes:
+        lane.dev = (None if "target/y" in method.uses
+                    else make_dev(graphdef, source, target, lane.seed))
 
     # Source splits are scored with the target's head only when its classes mean the same.
     scored = [("source/val", source.val), ("source/test", source.test)] if same_label_space(
         cfg, source, target) else []
 
-    def run_evals(params: Any) -> dict[str, float]:
+    def run_evals(params: Any, lane: _Lane) -> dict[str, float]:
         out = {}
         for name, split in [*scored, ("target/val", target.val), ("target/test", target.test)]:
             if len(split):  # an empty val split (few-shot, val_fraction=0) is not evaluated
                 for k, v in evaluate(params, split).items():
                     out[f"{name}/{k}"] = v
-        if dev is not None:
-            out.update(dev(params))
+        if lane.dev is not None:
+            out.update(lane.dev(params))
         return out
+
+    def compiled(n: int) -> Any:
+        chunk = _guarded(make_chunk(step_fn, batch_size, n, streamed,
+                                    meshes.batch_constraint(mesh)), max_loss)
+        if vmapped:  # seeds on axis 0 of state, keys and (streamed) batches
+            chunk = jax.vmap(chunk, in_axes=(0, 0 if streamed else None, 0))
+        return jax.jit(chunk, donate_argnums=0)
+
+    def host_batch(first: int, n: int) -> Any:
+        def one(key: Any) -> Any:
+            keys = jax.vmap(lambda t: step_keys(key, t)[0])(first + np.arange(n))
+            return host_batches(data, keys, batch_size)
+
+        if vmapped:
+            return _stack([one(lane.run_key) for lane in lanes])
+        return meshes.split_streamed(one(run_key), mesh)
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=start, desc=f"{cfg['method']['name']} seed={seed}",
+    seeds = ",".join(str(lane.seed) for lane in lanes)
+    bar = tqdm(total=total, initial=start, desc=f"{cfg['method']['name']} seed={seeds}",
                unit="step", disable=not tcfg.get("progress", True), dynamic_ncols=True)
     marks = [m for m in boundaries(total, [eval_every, log_every, ckpt_every]) if m > start]
     step = start
-    pending: list[tuple[int, Any, Any]] = []  # (first step, metrics, health flag) per call
-    checked = 0  # calls in `pending` whose health flag was read
+    pending: list[tuple[int, Any, Any]] = []  # (first step, metrics, health flags) per call
+    checked = 0  # calls in `pending` whose health flags were read
+    alive = list(range(len(lanes)))
 
     def check(upto: int) -> None:
+        """A lane whose flag is down has diverged: it ends (failed) and the others go on."""
         nonlocal checked
         for first, metrics, ok in pending[checked:upto]:
-            if not bool(ok):
-                raise _divergence(first, jax.device_get(metrics), max_loss, last_ckpt)
+            ok = np.atleast_1d(np.asarray(ok))
+            for i in [i for i in alive if not ok[i if vmapped else 0]]:
+                m = jax.device_get(_lane_state(metrics, i, vmapped))
+                lanes[i].failed = _divergence(first, m, max_loss, last_ckpt)
+                alive.remove(i)
         checked = max(checked, upto)
+        if not alive:
+            raise lanes[0].failed
 
-    last_eval: dict[str, float] = {}
     try:
         for mark in marks:
             while step < mark:
                 n = min(spc, mark - step)
                 if n not in chunks:
-                    chunks[n] = jax.jit(_guarded(make_chunk(step_fn, batch_size, n, streamed,
-                                                            meshes.batch_constraint(mesh)),
-                                                 max_loss), donate_argnums=0)
-                if streamed:
-                    keys = jax.vmap(lambda t: step_keys(run_key, t)[0])(step + np.arange(n))
-                    batch = meshes.split_streamed(host_batches(data, keys, batch_size), mesh)
-                    state, metrics, ok = chunks[n](state, batch, run_key)
-                else:
-                    state, metrics, ok = chunks[n](state, data, run_key)
+                    chunks[n] = compiled(n)
+                batch = host_batch(step, n) if streamed else data
+                state, metrics, ok = chunks[n](state, batch, run_key)
                 pending.append((step, metrics, ok))
-                check(len(pending) - 1)  # the previous call's flag: no stall on this one
+                check(len(pending) - 1)  # the previous call's flags: no stall on this one
                 step += n
                 bar.update(n)
                 _inject_fault(step)
             check(len(pending))
-            row: dict[str, float] = {}
+            rows: dict[int, dict[str, float]] = {i: {} for i in alive}
             if mark % log_every == 0 or mark == total:
                 stacked = jax.device_get([m for _, m, _ in pending])
-                row.update({f"train/{k}": float(np.mean(np.concatenate([m[k] for m in stacked])))
-                            for k in stacked[0]})
+                for i in alive:
+                    lane_m = [_lane_state(m, i, vmapped) for m in stacked]
+                    rows[i].update({f"train/{k}": float(np.mean(np.concatenate(
+                        [m[k] for m in lane_m]))) for k in lane_m[0]})
                 pending, checked = [], 0
             if mark % eval_every == 0 or mark == total:
-                last_eval = run_evals(state["params"])
-                row.update(last_eval)
-            if row:
-                writer.write(mark, row)
-                bar.set_postfix({k.split("/", 1)[1] if k.startswith("train/") else k: f"{v:.3f}"
-                                 for k, v in row.items()
+                for i in alive:
+                    lanes[i].last_eval = run_evals(_lane_state(state["params"], i, vmapped),
+                                                   lanes[i])
+                    rows[i].update(lanes[i].last_eval)
+            for i, row in rows.items():
+                if row:
+                    lanes[i].writer.write(mark, row)
+            if rows.get(alive[0]):
+                bar.set_postfix({k.split("/", 1)[1] if k.startswith("train/") else k:
+                                 f"{v:.3f}" for k, v in rows[alive[0]].items()
                                  if k in ("train/loss", "source/test/accuracy",
                                           "target/test/accuracy")})
             if mark % ckpt_every == 0 or mark == total:
-                mngr.save(mark, args=ckpt.ocp.args.StandardSave(state))
+                for i in alive:
+                    lanes[i].mngr.save(mark, args=ckpt.ocp.args.StandardSave(
+                        _lane_state(state, i, vmapped)))
                 _inject_fault(mark, "save")
                 last_ckpt = mark
-        if not last_eval:  # the final state was restored, not trained: evaluate it again
-            last_eval = run_evals(state["params"])
-            if not any(r["step"] == total and "target/test/accuracy" in r for r in writer.rows):
-                writer.write(total, last_eval)
-        mngr.wait_until_finished()
+        for i in alive:
+            lane = lanes[i]
+            if not lane.last_eval:  # the final state was restored, not trained: evaluate it
+                lane.last_eval = run_evals(_lane_state(state["params"], i, vmapped), lane)
+                if not any(r["step"] == total and "target/test/accuracy" in r
+                           for r in lane.writer.rows):
+                    lane.writer.write(total, lane.last_eval)
+        for lane in lanes:
+            lane.mngr.wait_until_finished()
     except KeyboardInterrupt:
-        mngr.wait_until_finished()
-        raise RunInterrupted(step, mngr.latest_step()) from None
+        for lane in lanes:
+            lane.mngr.wait_until_finished()
+        raise RunInterrupted(step, lanes[0].mngr.latest_step()) from None
     finally:
         bar.close()
-        writer.close()
-        mngr.close()
+        for lane in lanes:
+            lane.writer.close()
+            lane.mngr.close()
 
     labeled = "target" if "target/y" in method.uses else "source"
-    return {
+    val_policy = (target if labeled == "target" else source).val_policy
+    num_params = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params[0])))
+    return [lane.failed or {
         "status": "completed",
-        "step": int(state["step"]),
-        "seed": seed,
+        "step": total,
+        "seed": lane.seed,
         "method": cfg["method"]["name"],
         "source": source.name,
         "target": target.name,
         "model": cfg["model"]["name"],
         "num_classes": target.num_classes,
-        "fingerprint": rundir.fingerprint(cfg),
+        "fingerprint": rundir.fingerprint(lane.cfg),
         "steps_per_call": spc,
-        "num_params": int(sum(np.size(p) for p in jax.tree_util.tree_leaves(state["params"]))),
-        **last_eval,
-        **_selection(writer.rows, labeled, last_eval, total,
-                     (target if labeled == "target" else source).val_policy),
+        "vmapped_seeds": len(lanes) if vmapped else 1,
+        "num_params": num_params,
+        **lane.last_eval,
+        **_selection(lane.writer.rows, labeled, lane.last_eval, total, val_policy),
         "wall_time_s": time.time() - t0,
-    }
+    } for lane in lanes]
