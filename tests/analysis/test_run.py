@@ -86,3 +86,13 @@ def test_missing_dir_no_checkpoint_and_bad_steps_are_clear_errors(tiny: Study, t
         load_run(copy, step="best")
     with pytest.raises(JtlError, match="domain must be one of"):
         load_run(tiny.source).data("middle", "test")
+
+
+def test_import_jtl_stays_cheap():
+    """`jtl.load_run` / `jtl.load_grid` are imported on first use, not by `import jtl`."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jtl; assert 'jax' not in sys.modules and 'pandas' not in sys.modules;"
+            " jtl.load_grid; assert 'pandas' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

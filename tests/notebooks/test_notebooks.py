@@ -7,6 +7,7 @@ after the cell tagged `parameters`. Executed with nbclient in a fresh kernel.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ def execute(name: str, **params: Any) -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     source = "\n".join(f"{k} = {v!r}" for k, v in params.items())
     nb.cells.insert(parameters_index(nb) + 1, nbformat.v4.new_code_cell(source))
+    # One OpenMP thread in the kernel: t-SNE's spin ~8x slower on a busy 2-core CPU.
     NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute(
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
     return nb
 
 
