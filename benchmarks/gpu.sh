@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every speed figure of jtl on an accelerator, in one go (a few minutes on one GPU):
+#   bash benchmarks/gpu.sh                   # PY=.venv/bin/python by default
+# Prints the device, then each benchmark's lines; paste them into benchmarks/README.md with
+# the device named. Each step has a time limit, so one stuck part does not eat the rest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+LIMIT=${LIMIT:-150}
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
+  --format=csv,noheader
+$PY -c "import jax; print('jax', jax.__version__, jax.devices())"
+run() { echo "== $*"; timeout "$LIMIT" $PY "$@" 2>&1 | grep -v -E "^(WARNING|I0000|W0000)"; }
+run benchmarks/device_step.py --steps 500 --batch-size 128
+run benchmarks/trainer_speed.py --steps 500 --repeats 1
+[ -f benchmarks/gpu_conv.py ] && run benchmarks/gpu_conv.py
+run benchmarks/vmap_seeds.py --steps 2000
