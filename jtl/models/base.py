@@ -21,7 +21,9 @@ class Backbone(nnx.Module):
     """Maps images (B, H, W, C) to features (B, feature_dim)."""
 
     feature_dim: int
-    # Convolutional models run slower inside `lax.scan` on XLA:CPU; the trainer's `auto` reads it.
+    # True when the backbone runs lax.conv on XLA:CPU (ResNet), which is far slower inside
+    # `lax.scan` there: the trainer's `steps_per_call: auto` then steps once per call on CPU.
+    # LeNet's convolutions are im2col on CPU (models/conv.py) and scan fast: False.
     has_conv: ClassVar[bool] = False
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -11,6 +11,7 @@ import jax
 from flax import nnx
 
 from jtl.models.base import MODELS, Backbone
+from jtl.models.conv import Conv
 
 
 def _norm(ch: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
@@ -18,8 +19,8 @@ def _norm(ch: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
 
 
 class Stem(nnx.Module):
-    def __init__(self, cin: int, cout: int, rngs: nnx.Rngs) -> None:
-        self.conv = nnx.Conv(cin, cout, (3, 3), use_bias=False, rngs=rngs)
+    def __init__(self, cin: int, cout: int, rngs: nnx.Rngs, conv_impl: str = "auto") -> None:
+        self.conv = Conv(cin, cout, (3, 3), use_bias=False, impl=conv_impl, rngs=rngs)
         self.norm = _norm(cout, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -27,12 +28,15 @@ class Stem(nnx.Module):
 
 
 class ResBlock(nnx.Module):
-    def __init__(self, cin: int, cout: int, stride: int, rngs: nnx.Rngs) -> None:
-        self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, use_bias=False, rngs=rngs)
+    def __init__(self, cin: int, cout: int, stride: int, rngs: nnx.Rngs,
+                 conv_impl: str = "auto") -> None:
+        self.conv1 = Conv(cin, cout, (3, 3), strides=stride, use_bias=False, impl=conv_impl,
+                          rngs=rngs)
         self.norm1 = _norm(cout, rngs)
-        self.conv2 = nnx.Conv(cout, cout, (3, 3), use_bias=False, rngs=rngs)
+        self.conv2 = Conv(cout, cout, (3, 3), use_bias=False, impl=conv_impl, rngs=rngs)
         self.norm2 = _norm(cout, rngs)
-        self.proj = (nnx.Conv(cin, cout, (1, 1), strides=stride, use_bias=False, rngs=rngs)
+        self.proj = (Conv(cin, cout, (1, 1), strides=stride, use_bias=False, impl=conv_impl,
+                          rngs=rngs)
                      if stride != 1 or cin != cout else None)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -52,14 +56,17 @@ class ResNet(Backbone):
     has_conv = True
 
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs, blocks_per_stage: int = 3,
-                 width: int = 1) -> None:
+                 width: int = 1, conv_impl: str = "auto") -> None:
+        # `auto` is lax.conv on every backend here: at these widths im2col's 9x patches run
+        # slower on XLA:CPU than lax.conv per step (benchmarks/README.md).
+        conv_impl = "xla" if conv_impl == "auto" else conv_impl
         widths = [16 * width, 32 * width, 64 * width]
-        blocks: list[nnx.Module] = [Stem(input_shape[-1], widths[0], rngs)]
+        blocks: list[nnx.Module] = [Stem(input_shape[-1], widths[0], rngs, conv_impl)]
         cin = widths[0]
         for stage, cout in enumerate(widths):
             for i in range(blocks_per_stage):
                 stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(ResBlock(cin, cout, stride, rngs))
+                blocks.append(ResBlock(cin, cout, stride, rngs, conv_impl))
                 cin = cout
         blocks.append(Pool())
         self.blocks = nnx.List(blocks)
