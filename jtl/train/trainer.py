@@ -37,6 +37,7 @@ from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import Network, build_network
 from jtl.train import checkpoint as ckpt
+from jtl.train import compile_cache
 from jtl.train import mesh as meshes
 from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
@@ -93,8 +94,10 @@ def same_label_space(cfg: Mapping[str, Any], source: Domain, target: Domain) -> 
 
 
 def steps_per_call(cfg: Mapping[str, Any], has_conv: bool) -> int:
-    """`auto`: per-step on XLA:CPU for conv models (convs run slower inside a scan there), else
-    chunks up to the evaluation interval (measured in benchmarks/trainer_speed.py)."""
+    """`auto`: chunks up to the evaluation interval (at most 500 steps), except per-step on
+    XLA:CPU for backbones whose `has_conv` says they run lax.conv there (ResNet), which is far
+    slower inside a scan. LeNet's convolutions are im2col on CPU and scan as fast as they step,
+    so it is chunked too (benchmarks/README.md, benchmarks/trainer_speed.py)."""
     value = cfg["steps_per_call"]
     if value != "auto":
         return max(int(value), 1)
@@ -289,6 +292,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     summary)` runs after a completed summary is written (e.g. end-of-training measures)."""
     cfg = _plain(cfg)
     check_config(cfg)
+    compile_cache.enable()  # a second run of the same shapes starts without compiling
     if cfg.get("pretrain"):  # find or train (once, locked) the run it starts from
         from jtl.transfer.pretrain import resolve
 
