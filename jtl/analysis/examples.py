@@ -10,11 +10,8 @@ retrained: calling these again returns at once.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DEFAULT_ROOT = Path(tempfile.gettempdir()) / "jtl-notebooks"
 TINY = (
     "domain@source=sklearn_digits",
@@ -38,21 +35,9 @@ GRID_SEEDS = (0, 1)
 FREEZE = "backbone/blocks/0/.*"
 
 
-def compose(overrides: Sequence[str]) -> dict[str, Any]:
-    """`conf/config.yaml` with `overrides`, as `python -m jtl.train` composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
-
 def tiny_run(run_dir: str | Path, *overrides: str) -> Path:
     """Train (or find completed) a tiny run of `TINY` + `overrides` in `run_dir`."""
+    from jtl.config import compose
     from jtl.train import train_and_evaluate
 
     run_dir = Path(run_dir)
