@@ -49,6 +49,9 @@ def restore_latest(mngr: ocp.CheckpointManager, state: Any) -> Any | None:
             restored, why = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         if why is None:
             return restored
+        if jax.process_index() != 0:  # in a distributed run, process 0 moves it aside
+            log.warning("checkpoint at step %d is unreadable (%s)", step, why)
+            continue
         aside = ckpt_dir.parent / "checkpoints.corrupt" / f"{step}.{int(time.time())}"
         aside.parent.mkdir(exist_ok=True)
         os.replace(ckpt_dir / str(step), aside)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jtl.errors import JtlError
@@ -22,16 +23,17 @@ AXIS = "data"
 
 
 def make_mesh(spec: Any) -> Mesh | None:
-    """`trainer.mesh`: `auto` (every local device), n (the first n), or null / 1 (no mesh).
-    None when one device would hold it all: the single-device path stays untouched."""
-    devices = jax.local_devices()
+    """`trainer.mesh`: `auto` (every device: this process's, or every process's in a
+    distributed run), n (the first n), or null / 1 (no mesh). None when one device would hold
+    it all: the single-device path stays untouched."""
+    devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
     if spec in (None, "auto"):
         n = len(devices)
     elif isinstance(spec, int) and not isinstance(spec, bool) and 1 <= spec <= len(devices):
         n = spec
     else:
         raise JtlError(f"trainer.mesh={spec!r}: use auto, null, or a device count in "
-                       f"[1, {len(devices)}] (this process sees {len(devices)} local devices)")
+                       f"[1, {len(devices)}] (this run sees {len(devices)} devices)")
     return Mesh(devices[:n], (AXIS,)) if n > 1 else None
 
 
@@ -45,6 +47,8 @@ def check_batch(mesh: Mesh | None, batch_size: int) -> None:
 def replicate(tree: Any, mesh: Mesh | None) -> Any:
     if mesh is None:
         return jax.device_put(tree)
+    if jax.process_count() > 1:  # every process holds the same host values: place them
+        tree = jax.tree_util.tree_map(np.asarray, tree)
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 

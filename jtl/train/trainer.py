@@ -37,7 +37,7 @@ from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import Network, build_network
 from jtl.train import checkpoint as ckpt
-from jtl.train import compile_cache
+from jtl.train import compile_cache, distributed
 from jtl.train import mesh as meshes
 from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
@@ -290,6 +290,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     summary. A completed run of the same config is not retrained; a dir holding another
     config's run is refused (or moved aside with `overwrite=true`). `on_complete(workdir,
     summary)` runs after a completed summary is written (e.g. end-of-training measures)."""
+    distributed.initialize()  # before any device use; a no-op unless the environment says so
     cfg = _plain(cfg)
     check_config(cfg)
     compile_cache.enable()  # a second run of the same shapes starts without compiling
@@ -300,7 +301,9 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     workdir = Path(workdir)
     if cfg["trainer"].get("seeds") is not None:
         return train_seeds(cfg, workdir, overrides, on_complete)
-    with rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides):
+    primary = distributed.is_primary()  # process 0 owns the run dir; the others only train
+    with (rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides)
+          if primary else contextlib.nullcontext()):
         summary = rundir.read_summary(workdir)
         if summary is not None and summary.get("status") == "completed":
             log.info("%s is a completed run of this config: not retrained", workdir)
@@ -311,14 +314,17 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
             except KeyboardInterrupt:
                 raise
             except Exception as e:
+                if not primary:
+                    raise
                 rundir.record_failure(workdir, {
                     "error": f"{type(e).__name__}: {e}", "seed": cfg.get("seed"),
                     "method": (cfg.get("method") or {}).get("name"),
                     "wall_time_s": time.time() - t0})
                 raise
-            rundir.write_summary(workdir, summary)
-            (workdir / rundir.FAILED).unlink(missing_ok=True)
-        if on_complete is not None:
+            if primary:
+                rundir.write_summary(workdir, summary)
+                (workdir / rundir.FAILED).unlink(missing_ok=True)
+        if on_complete is not None and primary:
             on_complete(workdir, summary)
     return summary
 
@@ -479,7 +485,8 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
         log.info("resuming %s from step %d", ", ".join(str(ln.workdir) for ln in lanes), start)
     last_ckpt: int | None = start or None
     for lane in lanes:
-        lane.writer = MetricWriter(lane.workdir, start, bool(tcfg.get("tensorboard", True)))
+        lane.writer = MetricWriter(lane.workdir, start, bool(tcfg.get("tensorboard", True)),
+                                   files=distributed.is_primary())
 
     data = train_arrays(source, target, method.uses)
     nbytes = sum(a.nbytes for d in data.values() for a in d.values())
@@ -535,7 +542,8 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
 
     seeds = ",".join(str(lane.seed) for lane in lanes)
     bar = tqdm(total=total, initial=start, desc=f"{cfg['method']['name']} seed={seeds}",
-               unit="step", disable=not tcfg.get("progress", True), dynamic_ncols=True)
+               unit="step", dynamic_ncols=True,
+               disable=not tcfg.get("progress", True) or not distributed.is_primary())
     marks = [m for m in boundaries(total, [eval_every, log_every, ckpt_every]) if m > start]
     step = start
     pending: list[tuple[int, Any, Any]] = []  # (first step, metrics, health flags) per call
