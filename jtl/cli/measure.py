@@ -31,7 +31,6 @@ from typing import Any
 
 from jtl.errors import JtlError
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 PRIMARY = "jtl_measure"
 APP_DEFAULTS: dict[str, Any] = {
     "run_dir": "???",
@@ -44,37 +43,28 @@ APP_DEFAULTS: dict[str, Any] = {
 
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
-    """The app config for these overrides, with Hydra's errors turned into JtlErrors."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The app config for these overrides (jtl.config.compose on the `jtl_measure` primary
+    config), with Hydra's errors explained in terms of this command's keys."""
     from hydra.core.config_store import ConfigStore
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
+    from jtl import config
     from jtl.measures import MEASURES
 
     ConfigStore.instance().store(name=PRIMARY,
                                  node={"defaults": [{"measure": []}, "_self_"], **APP_DEFAULTS})
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = hydra_compose(PRIMARY, overrides=list(overrides))
-        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except (HydraException, OmegaConfBaseException) as e:
-        msg = str(e).splitlines()[0].rstrip(".")
-        if "measure/" in str(e):
+        return config.compose(overrides, config_name=PRIMARY)
+    except JtlError as e:
+        cause = str(e.__cause__ or e)
+        msg = cause.splitlines()[0].rstrip(".")
+        if "measure/" in cause:
             msg += f". Known measures: {', '.join(MEASURES.names())}"
         elif "Could not override" in msg:
             msg += (f". Keys: {', '.join(APP_DEFAULTS)}, measure=[...] and "
                     "measure.<name>.<option>")
-        elif "run_dir" in str(e):
+        elif "run_dir" in cause:
             msg = "missing run_dir=<a run dir or sweep dir>"
-        raise JtlError(msg) from e
-    finally:
-        GlobalHydra.instance().clear()
-    return plain  # type: ignore[return-value]
+        raise JtlError(msg) from e.__cause__
 
 
 def _fmt(v: Any) -> str:
