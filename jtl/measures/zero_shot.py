@@ -1,0 +1,73 @@
+"""Zero-shot accuracy of a `dap` run: classes it never trained on, recognised by attributes.
+
+The run's attribute predictor scores images of the *unseen* classes (every row of its
+attribute table outside `seen`, or `unseen`) of a domain: the run's target domain, or another
+one by name (`domain=usps`: seen on MNIST, unseen on USPS). Each image is assigned the unseen
+class whose code fits its predicted attributes best (`jtl.methods.dap.dap_predict`), so
+chance is 1 / (number of unseen classes). Beside it, the same rule among the seen classes on
+that domain's seen-class images (`zero_shot_seen_accuracy`, chance 1 / number seen): how good
+the attribute predictor is where it was trained. Labels are only used to score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jtl.errors import JtlError
+from jtl.measures.base import MEASURES, MeasureContext, MeasureValues
+
+
+def zero_shot_accuracy(attr_logits: np.ndarray, labels: np.ndarray,
+                       codes: np.ndarray) -> float:
+    """Share of images whose nearest code (DAP) among `codes` (K, M) is row `labels[i]`."""
+    import jax.numpy as jnp
+
+    from jtl.methods.dap import dap_predict
+
+    pred = dap_predict(jnp.asarray(attr_logits), jnp.asarray(codes, jnp.float32))
+    return float(np.mean(np.asarray(pred) == np.asarray(labels)))
+
+
+def _domain_cfg(run_cfg: dict, domain: str | None, classes: Sequence[int]) -> dict[str, Any]:
+    """The run's target domain config, or `conf/domain/<domain>.yaml`, on `classes` only."""
+    from jtl.config import compose
+
+    cfg = dict(run_cfg["target"]) if domain is None else compose(
+        [f"domain@target={domain}"])["target"]
+    return {**cfg, "classes": list(classes), "per_class": None, "max_train": None}
+
+
+@MEASURES.register("zero_shot")
+def zero_shot(ctx: MeasureContext, domain: str | None = None,
+              unseen: Sequence[int] | None = None, split: str = "test") -> MeasureValues:
+    """Unseen- and seen-class DAP accuracy of the measured `dap` run on `domain`'s `split`."""
+    from jtl.domains import build_domain
+    from jtl.methods.dap import DAP
+    from jtl.train.runs import features, load_run
+    from jtl.train.trainer import load_context
+
+    (run_dir,) = ctx.need("zero_shot", "run_dir")
+    run = load_run(run_dir)
+    if not isinstance(run.method, DAP):
+        raise JtlError(f"measure 'zero_shot' needs a run of method=dap; {run_dir} ran "
+                       f"'{run.cfg['method']['name']}'")
+    codes, seen = run.method.codes, run.method.seen_classes
+    unseen = [int(c) for c in unseen] if unseen is not None else [
+        c for c in range(len(codes)) if c not in seen]
+    if len(unseen) < 2 or set(unseen) & set(seen):
+        raise JtlError(f"zero_shot: unseen classes {unseen} must be >= 2 classes outside the "
+                       f"seen ones {seen}; pass measure.zero_shot.unseen=[...]")
+    shape = tuple(run.cfg["model"]["input_shape"])
+    ctx_load = load_context(run.cfg.get("paths") or {})
+    out: MeasureValues = {"zero_shot_domain": domain or run.cfg["target"]["name"]}
+    for part, classes in (("unseen", unseen), ("seen", seen)):
+        data = getattr(build_domain(_domain_cfg(run.cfg, domain, classes), shape, ctx_load,
+                                    role="target"), split)
+        logits = np.asarray(run.model.attr(features(run.model, data.x)))
+        out[f"zero_shot_{part}_accuracy"] = zero_shot_accuracy(logits, data.y, codes[classes])
+        out[f"zero_shot_{part}_chance"] = 1.0 / len(classes)
+        out[f"zero_shot_{part}_n"] = len(data)
+    return out
