@@ -5,16 +5,23 @@ XLA:CPU runs `lax.conv_general_dilated` slowly, and ~6x slower still inside a lo
 written as im2col -- the kh*kw shifted slices of the (padded) input concatenated on the
 channel axis, then one matmul with the kernel reshaped to (kh*kw*cin, cout) -- is only
 slices, a concatenation and a dot, which XLA:CPU runs fast at top level and in a loop alike
-(benchmarks/README.md). `Conv` is `nnx.Conv` with that function plugged into its
-`conv_general_dilated` hook, so parameter paths, shapes and initialisation are nnx.Conv's and
-existing checkpoints load unchanged.
+(benchmarks/README.md). It is used where it pays, under differentiation (a custom JVP, so
+grad's backward pass is im2col's transpose: pads, slices and matmuls); undifferentiated
+calls (evaluation, features, batches of 1000) keep lax.conv, whose forward XLA:CPU runs fast
+at top level. `Conv` is `nnx.Conv` with that function plugged into its `conv_general_dilated`
+hook, so parameter paths, shapes and initialisation are nnx.Conv's and existing checkpoints
+load unchanged.
 
 `impl`: `xla` (lax.conv), `im2col`, or `auto`, decided when the function is traced: im2col on
-CPU, lax.conv elsewhere (cuDNN's convolutions beat a materialised im2col on GPUs).
+CPU and GPU, lax.conv elsewhere. Measured on LeNet's digits steps (benchmarks/README.md): on
+XLA:CPU im2col under scan runs 1.6-2x lax.conv per step, on an H200 im2col runs 1.3-1.9x
+lax.conv (cuDNN's kernels do not pay off at 28x28 inputs and 20-50 channels). A network whose
+convolutions are wider can pin `xla` (ResNet does).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,24 +29,69 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jtl.errors import JtlError
 
 CONV_IMPLS = ("auto", "xla", "im2col")
+_NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def use_im2col(impl: str) -> bool:
     """Whether `impl` means im2col on the backend being traced for."""
     if impl not in CONV_IMPLS:
         raise JtlError(f"model.conv_impl={impl!r}: use one of {', '.join(CONV_IMPLS)}")
-    return impl == "im2col" or (impl == "auto" and jax.default_backend() == "cpu")
+    return impl == "im2col" or (impl == "auto" and jax.default_backend() in ("cpu", "gpu"))
 
 
 def _pads(padding: str | Sequence[tuple[int, int]], shape: Sequence[int],
           window: Sequence[int], strides: Sequence[int]) -> list[tuple[int, int]]:
     if isinstance(padding, str):
-        return list(lax.padtype_to_pads(shape, window, strides, padding))
-    return [tuple(p) for p in padding]
+        pads = lax.padtype_to_pads(shape, window, strides, padding)
+    else:
+        pads = padding
+    return [(int(lo), int(hi)) for lo, hi in pads]
+
+
+def _patches(x: jax.Array, kh: int, kw: int, strides: tuple[int, int],
+             pads: tuple[tuple[int, int], ...]) -> jax.Array:
+    """(B, OH, OW, kh*kw*C): the kh*kw shifted (strided) slices of the padded input,
+    concatenated on the channel axis in the kernel's (i, j, c) order."""
+    sh, sw = strides
+    if any(p for pair in pads for p in pair):
+        x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
+    oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    cols = [x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
+            for i in range(kh) for j in range(kw)]
+    return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+
+
+def _im2col(x: jax.Array, w: jax.Array, strides: tuple[int, int],
+            pads: tuple[tuple[int, int], ...]) -> jax.Array:
+    kh, kw, cin, cout = w.shape
+    return jnp.dot(_patches(x, kh, kw, strides, pads), w.reshape(kh * kw * cin, cout))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
+          pads: tuple[tuple[int, int], ...]) -> jax.Array:
+    # Not differentiated (evaluation, features): lax.conv, whose forward XLA:CPU runs fast at
+    # top level, also on evaluation's large batches where im2col's patches leave the caches.
+    return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC)
+
+
+def _conv_jvp(strides, pads, primals, tangents):
+    # Differentiated (training): im2col. Its transpose is slices/pads and matmuls, with no
+    # backward convolution, which XLA:CPU runs slowly, and far more slowly inside a scan.
+    (x, w), (dx, dw) = primals, tangents
+    y = _im2col(x, w, strides, pads)
+    terms = ([] if isinstance(dx, SymbolicZero) else [_im2col(dx, w, strides, pads)]) + (
+        [] if isinstance(dw, SymbolicZero) else [_im2col(x, dw, strides, pads)])
+    dy = functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
+    return y, dy
+
+
+_conv.defjvp(_conv_jvp, symbolic_zeros=True)
 
 
 def im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
@@ -47,24 +99,19 @@ def im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
                 rhs_dilation: Sequence[int] = (1, 1), dimension_numbers: Any = None,
                 feature_group_count: int = 1, precision: Any = None,
                 preferred_element_type: Any = None, **kwargs: Any) -> jax.Array:
-    """A 2-D NHWC x HWIO convolution as im2col + one matmul (same signature as the part of
-    `lax.conv_general_dilated` that nnx.Conv calls). Dilations and groups go to lax.conv."""
+    """A 2-D NHWC x HWIO convolution whose derivatives are im2col + matmuls (same signature as
+    the part of `lax.conv_general_dilated` that nnx.Conv calls); its undifferentiated value is
+    lax.conv's. Dilations, groups, precision and sharding options go to lax.conv."""
     if (lhs.ndim != 4 or tuple(lhs_dilation) != (1, 1) or tuple(rhs_dilation) != (1, 1)
-            or feature_group_count != 1 or kwargs.get("out_sharding") is not None):
+            or feature_group_count != 1 or precision is not None
+            or preferred_element_type is not None or kwargs.get("out_sharding") is not None):
         return lax.conv_general_dilated(
             lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
             feature_group_count, precision=precision,
             preferred_element_type=preferred_element_type, **kwargs)
-    kh, kw, cin, cout = rhs.shape
-    sh, sw = window_strides
-    pads = _pads(padding, lhs.shape[1:3], (kh, kw), (sh, sw))
-    x = jnp.pad(lhs, [(0, 0), *pads, (0, 0)]) if any(p for pair in pads for p in pair) else lhs
-    oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    cols = [x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
-            for i in range(kh) for j in range(kw)]
-    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-    return jnp.dot(patches, rhs.reshape(kh * kw * cin, cout), precision=precision,
-                   preferred_element_type=preferred_element_type)
+    strides = (int(window_strides[0]), int(window_strides[1]))
+    pads = tuple(_pads(padding, lhs.shape[1:3], rhs.shape[:2], strides))
+    return _conv(lhs, rhs, strides, pads)
 
 
 def _conv_auto(*args: Any, **kwargs: Any) -> jax.Array:

@@ -23,7 +23,7 @@ class ConvPool(nnx.Module):
 
 @MODELS.register("lenet")
 class LeNet(Backbone):
-    """`conv_impl`: `auto` (im2col on CPU, lax.conv elsewhere), `xla` or `im2col`; with `xla`
+    """`conv_impl`: `auto` (im2col on CPU and GPU), `xla` or `im2col`; with `xla`
     on CPU also set `trainer.steps_per_call=1` (lax.conv is slow inside a scan there)."""
 
     has_conv = False  # im2col on CPU: chunks scan fast (base.Backbone.has_conv)

@@ -131,8 +131,33 @@ def test_lenet_parameter_paths_are_unchanged():
                       "blocks/2/linear/bias": (500,), "blocks/2/linear/kernel": (800, 500)}
 
 
-def test_conv_impl_auto_is_im2col_on_cpu_and_unknown_names_fail():
-    assert use_im2col("auto") == (jax.default_backend() == "cpu")
+def test_conv_impl_auto_is_im2col_on_cpu_and_gpu_and_unknown_names_fail():
+    assert use_im2col("auto") == (jax.default_backend() in ("cpu", "gpu"))
     assert use_im2col("im2col") and not use_im2col("xla")
     with pytest.raises(JtlError, match="conv_impl='cudnn'"):
         Conv(1, 2, (3, 3), impl="cudnn", rngs=nnx.Rngs(0))
+
+
+def test_im2col_forward_mode_and_value_outside_differentiation():
+    """Undifferentiated, the value is lax.conv's; under jvp (forward mode, what grad transposes)
+    the im2col value and tangents match lax.conv's, for tangents in x, in w, and in both."""
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+    dx, dw = jax.random.normal(jax.random.key(2), x.shape), jax.random.normal(
+        jax.random.key(3), w.shape)
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def ref(x, w):
+        return jax.lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dn)
+
+    def fast(x, w):
+        return im2col_conv(x, w, (2, 2), "SAME", dimension_numbers=dn)
+
+    np.testing.assert_array_equal(jax.jit(fast)(x, w), jax.jit(ref)(x, w))
+    for tangents in ((dx, dw), (dx, jnp.zeros_like(w)), (jnp.zeros_like(x), dw)):
+        y, dy = jax.jvp(fast, (x, w), tangents)
+        y_ref, dy_ref = jax.jvp(ref, (x, w), tangents)
+        np.testing.assert_allclose(y, y_ref, **TOL)
+        np.testing.assert_allclose(dy, dy_ref, **TOL)
+    g = jax.grad(lambda x: fast(x, w).sum())(x)  # w is a constant: its tangent a symbolic zero
+    np.testing.assert_allclose(g, jax.grad(lambda x: ref(x, w).sum())(x), **TOL)
