@@ -19,6 +19,7 @@ from flax import nnx
 
 from jtl.domains import LoadContext, build_domain
 from jtl.methods import build_method
+from jtl.models import MODELS as BACKBONES
 from jtl.models import build_network
 from jtl.train.data import train_arrays
 from jtl.train.optim import build_optimizer
@@ -71,7 +72,7 @@ def main() -> None:
         scan = steps_per_second(MODELS[name], ctx, args.steps, args.batch_size, args.steps,
                                 args.repeats)
         auto = steps_per_call({"steps_per_call": "auto", "eval_every": args.steps},
-                              name == "lenet")
+                              BACKBONES.get(name).has_conv)
         ratios[name] = scan / loop
         print(f"{name:6s} per-step loop: {loop:8.1f} steps/s   scan({args.steps}): "
               f"{scan:8.1f} steps/s   auto -> steps_per_call={auto}")
