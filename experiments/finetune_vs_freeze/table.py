@@ -121,8 +121,9 @@ def plot(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ...
                 ms.append(100 * mean)
                 lo.append(100 * (mean - low) if math.isfinite(low) else 0)
                 hi.append(100 * (high - mean) if math.isfinite(high) else 0)
-            if xs:
-                style = "-" if arm in ("target_only", "finetune") else "--"
+            if xs:  # an arm run at only some k gets markers, no line across the gaps
+                style = ("-" if arm in ("target_only", "finetune") else "--") if len(
+                    xs) == len(ks) else ""
                 ax.errorbar(xs, ms, yerr=[lo, hi], fmt="o" + style, ms=3, capsize=2,
                             label=arm, lw=2 if arm in ("target_only", "finetune") else 1)
         ax.set_xticks(range(len(ks)), [f"k={k}" for k in ks])
