@@ -26,12 +26,24 @@ def test_each_method_composes_on_the_digits_experiment(method):
     assert build_method(cfg.method).__class__.__name__
 
 
+# Groups that set keys elsewhere (`# @package _global_`) or are read by name, not composed.
+NOT_A_KEY = ("experiment", "method", "domain", "measure", "launcher", "direction", "attributes",
+             "hydra")
+
+
 @pytest.mark.parametrize(("group", "option"), [
-    (g, o) for g, opts in GROUPS.items()
-    if g not in ("experiment", "method", "domain", "measure", "launcher") for o in opts])
+    (g, o) for g, opts in GROUPS.items() if g not in NOT_A_KEY for o in opts])
 def test_every_group_option_composes(group, option):
     cfg = compose_cfg([f"{group}={option}"])
     assert cfg[group]
+
+
+@pytest.mark.parametrize("direction", GROUPS.get("direction", []))
+def test_direction_options_set_a_source_target_pair(direction):
+    cfg = compose_cfg([f"direction={direction}"])
+    assert cfg.source.name != cfg.target.name
+    assert compose_cfg(["experiment=digits_m2u", f"direction={direction}"]).source.name == (
+        cfg.source.name)
 
 
 @pytest.mark.parametrize("domain", GROUPS["domain"])

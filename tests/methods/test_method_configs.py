@@ -1,5 +1,5 @@
-"""Every `conf/method/*.yaml` builds, states all of its method's hyper-parameters, and only
-`target_only` may read target labels."""
+"""Every `conf/method/*.yaml` builds, states all of its method's hyper-parameters, and reads
+exactly the arrays of its setting: only inductive methods read target labels."""
 
 from __future__ import annotations
 
@@ -16,6 +16,16 @@ from jtl.methods import METHODS, build_method
 CONF = Path(__file__).resolve().parents[2] / "conf" / "method"
 YAMLS = sorted(CONF.glob("*.yaml"))
 TRANSDUCTIVE = {"source/x", "source/y", "target/x"}
+# Methods outside the transductive setting, and what they read.
+READS = {
+    "source_only": {"source/x", "source/y"},
+    "target_only": {"target/x", "target/y"},  # inductive: the target's labels
+    "bss": {"target/x", "target/y"},
+    "multitask": {"source/x", "source/y", "target/x", "target/y"},
+    "simclr": {"source/x"},  # unsupervised: no label at all
+    "autoencoder": {"source/x"},
+    "dap": {"source/x", "source/y"},  # zero-shot: seen classes' labels, through attributes
+}
 
 
 def load(path: Path) -> dict:
@@ -35,12 +45,7 @@ def test_yaml_builds_and_matches_the_dataclass(path):
     # all hyper-parameters live in the yaml, and the dataclass defaults agree with it
     assert set(cfg) - {"name"} == {f.name for f in dataclasses.fields(cls)}
     assert method == cls()
-    if path.stem == "target_only":
-        assert "target/y" in method.uses
-    else:
-        assert "target/y" not in method.uses
-    if path.stem not in ("source_only", "target_only"):
-        assert method.uses == TRANSDUCTIVE
+    assert method.uses == READS.get(path.stem, TRANSDUCTIVE)
     # extra modules build at the yaml's real widths (abstractly: no parameters allocated)
     modules = nnx.eval_shape(lambda: method.modules(64, 10, nnx.Rngs(0)))
     assert all(isinstance(m, nnx.Module) for m in modules.values())
@@ -55,7 +60,10 @@ def test_each_key_overridable(path):
         if isinstance(value, bool):
             new = not value
         elif isinstance(value, str):
-            new = {"schedule": "constant", "layer": "features"}[key]
+            new = {"schedule": "constant", "layer": "features",
+                   "attributes": str(CONF.parent / "attributes" / f"{value}.yaml")}[key]
+        elif value is None:
+            new = {"seen": (1, 2, 3, 4, 5, 6, 8, 9)}[key]  # stored as a tuple (hashable)
         else:
             new = value / 2 if key == "threshold" else type(value)(value * 2)
         assert getattr(build_method({**cfg, key: new}), key) == new
