@@ -294,13 +294,10 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     cfg = _plain(cfg)
     check_config(cfg)
     compile_cache.enable()  # a second run of the same shapes starts without compiling
-    if cfg.get("pretrain"):  # find or train (once, locked) the run it starts from
-        from jtl.transfer.pretrain import resolve
-
-        cfg = resolve(cfg, train_and_evaluate)
     workdir = Path(workdir)
     if cfg["trainer"].get("seeds") is not None:
         return train_seeds(cfg, workdir, overrides, on_complete)
+    cfg = resolve_pretrain(cfg)
     primary = distributed.is_primary()  # process 0 owns the run dir; the others only train
     with (rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides)
           if primary else contextlib.nullcontext()):
@@ -355,6 +352,16 @@ def lane_config(cfg: Mapping[str, Any], seed: int) -> dict:
     return out
 
 
+def resolve_pretrain(cfg: dict) -> dict:
+    """`cfg` with `init_from` set to its `pretrain` run, found or trained first (once, locked;
+    `jtl.transfer.pretrain`): per seed, since seed s starts from the source model of seed s."""
+    if not cfg.get("pretrain"):
+        return cfg
+    from jtl.transfer.pretrain import resolve
+
+    return resolve(cfg, train_and_evaluate)
+
+
 def train_seeds(cfg: Mapping[str, Any], workdir: str | Path, overrides: list[str] | None = None,
                 on_complete: Any | None = None) -> dict:
     """`trainer.seeds=[0,1,...]`: every seed of one config trained at once, one compiled
@@ -364,7 +371,8 @@ def train_seeds(cfg: Mapping[str, Any], workdir: str | Path, overrides: list[str
     seeds = [_positive_int(s, "trainer.seeds[]", minimum=0) for s in cfg["trainer"]["seeds"]]
     if not seeds or len(set(seeds)) != len(seeds):
         raise JtlError(f"trainer.seeds={seeds}: a non-empty list of distinct seeds")
-    lanes = [_Lane(lane_config(cfg, s), Path(workdir) / f"seed{s}") for s in seeds]
+    lanes = [_Lane(resolve_pretrain(lane_config(cfg, s)), Path(workdir) / f"seed{s}")
+             for s in seeds]
     summaries: dict[int, dict] = {}
     failures: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -462,7 +470,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     has_conv = type(net.backbone).has_conv
     graphdef, _ = nnx.split(net)
     recipe = Recipe.from_cfg(cfg.get("transfer"))
-    params = [_initial_params(cfg, graphdef, nnx.split(
+    params = [_initial_params(lane.cfg, graphdef, nnx.split(
         net if i == 0 else build_network(cfg["model"], target.num_classes, method,
                                          init_seed(lane.cfg)))[1].to_pure_dict(),
         target, recipe) for i, lane in enumerate(lanes)]
