@@ -5,8 +5,8 @@
 Every run is `jtl.train.train_and_evaluate` of a config composed from `conf/` exactly as
 `python -m jtl.train <overrides>` would (the overrides are printed), into
 `runs/<grid>/<direction>/<arm>/k<k>/seed<s>`; pretraining runs are found or trained once per
-source and seed in `runs/pretrain` (the `pretrain=` cache). Then `table.py` writes the tables
-and plots.
+source and seed in `runs/pretrain` (the `pretrain=` cache). Then it runs `table.py`, which
+writes the tables and plots.
 """
 
 from __future__ import annotations
@@ -109,6 +109,11 @@ def main() -> None:
         s = train_and_evaluate(cfg, run_dir)
         print(f"    target/test/accuracy {s['target/test/accuracy']:.4f} "
               f"({s['wall_time_s']:.1f}s)", flush=True)
+    if not args.dry:
+        sys.path.insert(0, str(HERE))
+        import table
+
+        table.main(RUNS)
 
 
 if __name__ == "__main__":

@@ -137,8 +137,8 @@ def plot(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ...
     plt.close(fig)
 
 
-def main() -> None:
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs"
+def main(root: Path | None = None) -> None:
+    root = root or (Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs")
     curves, new = collect(root / "curves"), collect(root / "new_classes")
     arms = list(dict.fromkeys(a for _, a, _ in sorted(curves)))
     arms = ["target_only", *sorted(a for a in arms if a != "target_only")]
