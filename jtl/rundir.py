@@ -54,9 +54,14 @@ PRESENTATION_KEYS = (
     "hydra", "paths", "measure", "debug", "overwrite",
     "trainer.progress", "trainer.tensorboard", "trainer.log_every", "trainer.checkpoint_every",
     "trainer.keep_checkpoints", "trainer.data_on_device",
-    # The device count changes float reduction order only, as another machine does.
-    "trainer.mesh",
+    # The device count and the convolution's implementation (im2col or XLA's, one function)
+    # change float rounding only, as another machine does.
+    "trainer.mesh", "model.conv_impl",
 )
+# Values that mean "this feature is not used": a key at such a value is left out of the
+# identity, so adding a feature (a key with a neutral default) does not orphan the run dirs
+# made before it existed. null is neutral everywhere; these are the other neutral values.
+NEUTRAL_VALUES = {"transfer": {"name": "none"}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +163,7 @@ def _drop(cfg: Any, prefix: str = "") -> Any:
     out = {}
     for k, v in cfg.items():
         key = f"{prefix}{k}"
-        if key in PRESENTATION_KEYS:
+        if key in PRESENTATION_KEYS or v is None or NEUTRAL_VALUES.get(key, ...) == v:
             continue
         out[k] = _drop(v, key + ".")
     return out

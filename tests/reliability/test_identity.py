@@ -67,3 +67,21 @@ def test_identity_ignores_only_presentation_keys():
     assert rundir.fingerprint(cfg) == rundir.fingerprint(other)
     changed = {**cfg, "trainer": {**cfg["trainer"], "eval_every": 2}}
     assert rundir.differing_keys(cfg, changed) == ["trainer.eval_every"]
+
+
+def test_new_keys_at_neutral_values_keep_older_runs_identity():
+    """Features added later (pretrain, class subsets, vmapped seeds, transfer recipes, conv
+    implementation) must not orphan run dirs made before their keys existed: a config without
+    those keys has the identity of today's config with them at their defaults."""
+    from jtl.config import compose
+
+    today = compose(["experiment=digits_m2u", "method=dann"])
+    before = {k: v for k, v in today.items() if k not in ("pretrain", "transfer")}
+    before["source"] = {k: v for k, v in today["source"].items() if k != "classes"}
+    before["trainer"] = {k: v for k, v in today["trainer"].items() if k != "seeds"}
+    before["model"] = {k: v for k, v in today["model"].items() if k != "conv_impl"}
+    assert rundir.fingerprint(before) == rundir.fingerprint(today)
+    # ... but a key set to a value that does something still counts.
+    for used in ({"transfer": {"name": "finetune"}}, {"pretrain": "ft_pretrain_usps"},
+                 {"source": {**today["source"], "classes": [0, 1]}}):
+        assert rundir.fingerprint({**today, **used}) != rundir.fingerprint(today)
