@@ -4,8 +4,9 @@
 
 Clustering: per direction and encoder, target NMI / ARI (label-free task, labels only score)
 and the label-using linear-probe accuracy, mean and 95% CI over seeds; then paired (same seed)
-differences of SimCLR to every other encoder with their 95% CI. Zero-shot: DAP accuracy on
-the unseen classes against chance among them, beside the seen-class accuracy. A (key) seen
+differences of SimCLR to every other encoder with their 95% CI. Zero-shot: DAP balanced
+accuracy on the unseen classes against chance among them (1/K), beside the plain accuracy,
+the majority class's share and the seen-class balanced accuracy. A (key) seen
 twice is an error: a table never averages a duplicate.
 """
 
@@ -101,15 +102,17 @@ def zero_shot_table(rows: list[dict[str, Any]]) -> list[str]:
     if not by:
         return []
     out = ["### Zero-shot digits: DAP on seven-segment codes, unseen classes {0, 7}", "",
-           "| seen classes from | scored on | unseen acc. % | chance % | CI excludes chance "
-           "| seen acc. % (8 classes) | chance % | seeds |", "|---|---|---|---|---|---|---|---|"]
+           "| seen classes from | scored on | unseen balanced acc. % | chance % | CI excludes "
+           "chance | unseen acc. % | majority class % | seen balanced acc. % (chance 12.5) "
+           "| seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for (seen_on, scored_on), v in sorted(by.items()):
-        un = [r["zero_shot_unseen_accuracy"] for r in v]
+        un = [r["zero_shot_unseen_balanced_accuracy"] for r in v]
         chance = v[0]["zero_shot_unseen_chance"]
         out.append(f"| {NAME[seen_on]} | {NAME[scored_on]} | {fmt(un, 100)} | {100 * chance:.0f}"
                    f" | {excludes(un, chance)} | "
-                   f"{fmt([r['zero_shot_seen_accuracy'] for r in v], 100)} | "
-                   f"{100 * v[0]['zero_shot_seen_chance']:.1f} | {len(v)} |")
+                   f"{fmt([r['zero_shot_unseen_accuracy'] for r in v], 100)} | "
+                   f"{100 * v[0]['zero_shot_unseen_majority']:.1f} | "
+                   f"{fmt([r['zero_shot_seen_balanced_accuracy'] for r in v], 100)} | {len(v)} |")
     return [*out, ""]
 
 

@@ -3,8 +3,10 @@
 The run's attribute predictor scores images of the *unseen* classes (every row of its
 attribute table outside `seen`, or `unseen`) of a domain: the run's target domain, or another
 one by name (`domain=usps`: seen on MNIST, unseen on USPS). Each image is assigned the unseen
-class whose code fits its predicted attributes best (`jtl.methods.dap.dap_predict`), so
-chance is 1 / (number of unseen classes). Beside it, the same rule among the seen classes on
+class whose code fits its predicted attributes best (`jtl.methods.dap.dap_predict`). The
+balanced accuracy (mean per-class recall) is the number to hold against chance, 1 / (number
+of unseen classes); the plain accuracy is reported beside it with the majority class's share,
+its chance level when the classes differ in size. Beside it, the same rule among the seen classes on
 that domain's seen-class images (`zero_shot_seen_accuracy`, chance 1 / number seen): how good
 the attribute predictor is where it was trained. Labels are only used to score.
 """
@@ -21,14 +23,19 @@ from jtl.measures.base import MEASURES, MeasureContext, MeasureValues
 
 
 def zero_shot_accuracy(attr_logits: np.ndarray, labels: np.ndarray,
-                       codes: np.ndarray) -> float:
-    """Share of images whose nearest code (DAP) among `codes` (K, M) is row `labels[i]`."""
+                       codes: np.ndarray) -> tuple[float, float]:
+    """(accuracy, balanced accuracy) of DAP among `codes` (K, M): an image is right when its
+    nearest code is row `labels[i]`. Balanced: the mean of the per-class recalls, whose chance
+    level is 1/K whatever the class sizes (USPS has 359 zeros and 147 sevens)."""
     import jax.numpy as jnp
 
     from jtl.methods.dap import dap_predict
 
-    pred = dap_predict(jnp.asarray(attr_logits), jnp.asarray(codes, jnp.float32))
-    return float(np.mean(np.asarray(pred) == np.asarray(labels)))
+    pred = np.asarray(dap_predict(jnp.asarray(attr_logits), jnp.asarray(codes, jnp.float32)))
+    labels = np.asarray(labels)
+    right = pred == labels
+    recalls = [right[labels == k].mean() for k in range(len(codes)) if (labels == k).any()]
+    return float(right.mean()), float(np.mean(recalls))
 
 
 def _domain_cfg(run_cfg: dict, domain: str | None, classes: Sequence[int]) -> dict[str, Any]:
@@ -67,7 +74,10 @@ def zero_shot(ctx: MeasureContext, domain: str | None = None,
         data = getattr(build_domain(_domain_cfg(run.cfg, domain, classes), shape, ctx_load,
                                     role="target"), split)
         logits = np.asarray(run.model.attr(features(run.model, data.x)))
-        out[f"zero_shot_{part}_accuracy"] = zero_shot_accuracy(logits, data.y, codes[classes])
-        out[f"zero_shot_{part}_chance"] = 1.0 / len(classes)
+        acc, balanced = zero_shot_accuracy(logits, data.y, codes[classes])
+        out[f"zero_shot_{part}_accuracy"] = acc
+        out[f"zero_shot_{part}_balanced_accuracy"] = balanced
+        out[f"zero_shot_{part}_chance"] = 1.0 / len(classes)  # of the balanced accuracy
+        out[f"zero_shot_{part}_majority"] = float(np.bincount(data.y).max() / len(data.y))
         out[f"zero_shot_{part}_n"] = len(data)
     return out

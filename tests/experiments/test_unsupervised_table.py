@@ -27,9 +27,10 @@ def test_paired_difference_and_zero_shot_verdict(tmp_path):
     rows = [cluster("simclr", s, v) for s, v in enumerate([0.60, 0.62, 0.64])]
     rows += [cluster("random_init", s, v) for s, v in enumerate([0.50, 0.51, 0.55])]
     rows += [{"key": f"zero_shot/mnist/usps/{s}", "table": "zero_shot", "seen_on": "mnist",
-              "scored_on": "usps", "seed": s, "zero_shot_unseen_accuracy": a,
-              "zero_shot_unseen_chance": 0.5, "zero_shot_seen_accuracy": 0.9,
-              "zero_shot_seen_chance": 0.125} for s, a in enumerate([0.8, 0.82, 0.85])]
+              "scored_on": "usps", "seed": s, "zero_shot_unseen_balanced_accuracy": a,
+              "zero_shot_unseen_accuracy": 0.9, "zero_shot_unseen_majority": 0.7,
+              "zero_shot_unseen_chance": 0.5, "zero_shot_seen_balanced_accuracy": 0.9}
+             for s, a in enumerate([0.8, 0.82, 0.85])]
     text = table.render(rows)
     # Paired differences 10, 11, 9 (x100): mean +10.0, CI excludes 0.
     assert "| random-init encoder | +10.0 [" in text and "] | yes |" in text

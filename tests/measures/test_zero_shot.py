@@ -14,10 +14,14 @@ from tests.conftest import FAST, compose_cfg
 SEEN = "[1,2,3,4,5,6,8,9]"
 
 
-def test_accuracy_counts_nearest_codes():
+def test_accuracy_counts_nearest_codes_and_balances_classes():
     codes = np.array([[1.0, 0.0], [0.0, 1.0]])
     logits = np.array([[5.0, -5.0], [-5.0, 5.0], [5.0, -5.0]])
-    assert zero_shot_accuracy(logits, np.array([0, 1, 1]), codes) == pytest.approx(2 / 3)
+    acc, balanced = zero_shot_accuracy(logits, np.array([0, 1, 1]), codes)
+    assert acc == pytest.approx(2 / 3) and balanced == pytest.approx(0.75)  # (1 + 1/2) / 2
+    # Always answering the majority class: accuracy 3/4, balanced accuracy at chance.
+    always0 = np.tile([5.0, -5.0], (4, 1))
+    assert zero_shot_accuracy(always0, np.array([0, 0, 0, 1]), codes) == (0.75, 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,7 @@ def test_measure_on_a_dap_run(dap_run):
     assert v["zero_shot_domain"] == "sklearn_digits"
     assert v["zero_shot_unseen_n"] > 0 and v["zero_shot_seen_n"] > 0
     assert v["zero_shot_seen_accuracy"] > 0.5  # trained on these classes
+    assert 0.5 <= v["zero_shot_unseen_majority"] <= 1.0
     assert 0.0 <= v["zero_shot_unseen_accuracy"] <= 1.0
     with pytest.raises(JtlError, match="outside the seen"):
         run_measures(MeasureContext(run_dir=dap_run), {"zero_shot": {"unseen": [0, 1]}})
