@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,11 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests' compiled programs go to a cache of their own, never the user's ~/.cache/jtl/xla;
+# set before any test runs, so subprocesses (CLI tests, notebooks) inherit it.
+if "JTL_COMPILE_CACHE" not in os.environ:
+    os.environ["JTL_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="jtl-test-xla-")
+    atexit.register(shutil.rmtree, os.environ["JTL_COMPILE_CACHE"], ignore_errors=True)
 CONF = ROOT / "conf"
 # Fast offline domain pair for trainer tests: scikit-learn's digits as source and target.
 FAST = [
