@@ -54,6 +54,10 @@ class Domain:
     # VAL_FROM_TRAIN, VAL_FROM_BUDGET (per_class: val only from the k labeled examples per
     # class) or VAL_NONE (empty val: val_fraction 0, or a budget too small to spare any).
     val_policy: str = VAL_FROM_TRAIN
+    # Which splits carry real labels: "all", "test" (unlabeled train data beside a labeled
+    # test split) or "none". Without labels a split holds placeholder zeros that no loss may
+    # read (the trainer refuses a method that would) and no accuracy is reported on.
+    labels: str = "all"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +72,7 @@ class RawData:
     # (lo, hi) mapped onto [0, 1], when the loader knows it (e.g. (0, 16) for sklearn digits);
     # None: uint8 -> (0, 255), floats must lie in [0, 1], other dtypes need `value_range`.
     value_range: tuple[float, float] | None = None
+    labels: str = "all"  # "all" | "test" | "none": see Domain.labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,4 +251,4 @@ def build_domain(
         raise JtlError(f"{where}: the train split is empty after subsetting (per_class, "
                        f"max_train, val_fraction); keep more examples.")
     return Domain(name=name, train=train, val=val, test=test, num_classes=num_classes,
-                  val_policy=val_policy)
+                  val_policy=val_policy, labels=raw.labels)

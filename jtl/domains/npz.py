@@ -1,7 +1,9 @@
 """A domain from the user's own arrays in one .npz file: the quickest way to bring new data.
 
 Arrays: `x` (N,H,W) or (N,H,W,C) and integer `y` (N,); optionally `x_test`/`y_test`,
-otherwise `build_domain` holds out `test_fraction` of the examples deterministically. Pixel
+otherwise `build_domain` holds out `test_fraction` of the examples deterministically. Without
+`y` the domain is unlabeled (for self-supervised methods such as simclr, or an unlabeled
+target train split beside a labeled `x_test`/`y_test`). Pixel
 values: uint8 (0..255), floats in [0, 1], or any numbers with `value_range: [lo, hi]` stated.
 """
 
@@ -42,10 +44,13 @@ def load(cfg: Mapping[str, Any], ctx: LoadContext) -> RawData:
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise JtlError(f"{path} is not a readable .npz file ({e})") from e
-    missing = [k for k in ("x", "y") if k not in arrays]
-    if missing:
-        raise JtlError(f"{path} lacks the arrays {missing}; it has {sorted(arrays)}. "
-                       f"Save it with np.savez(path, x=images, y=labels[, x_test=, y_test=]).")
+    if "x" not in arrays:
+        raise JtlError(f"{path} lacks the array 'x'; it has {sorted(arrays)}. Save it with "
+                       f"np.savez(path, x=images[, y=labels][, x_test=, y_test=]).")
+    labels = "all"
+    if "y" not in arrays:  # unlabeled: placeholder labels no loss may read
+        arrays["y"] = np.zeros(len(arrays["x"]), np.int64)
+        labels = "test" if "y_test" in arrays else "none"
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise JtlError(f"{path}: give both 'x_test' and 'y_test', or neither")
     x_te = y_te = None
@@ -59,4 +64,5 @@ def load(cfg: Mapping[str, Any], ctx: LoadContext) -> RawData:
     max_value = cfg.get("max_value")
     return RawData(x_train=arrays["x"], y_train=arrays["y"], x_test=x_te, y_test=y_te,
                    num_classes=None if num_classes is None else int(num_classes),
-                   value_range=None if max_value is None else (0.0, float(max_value)))
+                   value_range=None if max_value is None else (0.0, float(max_value)),
+                   labels=labels)

@@ -75,7 +75,18 @@ def load_domains(cfg: Mapping[str, Any]) -> tuple[Domain, Domain]:
 def check_label_spaces(source: Domain, target: Domain, method: Method) -> None:
     """The one `head` scores the target; a method that trains it on source labels needs the
     source's class count (a method with a `source_classes` field has a source head of its
-    own, e.g. multitask)."""
+    own, e.g. multitask). An unlabeled domain serves only methods that read no labels of it,
+    and the target needs test labels: every run reports target test accuracy."""
+    for role, dom in (("source", source), ("target", target)):
+        if f"{role}/y" in method.uses and dom.labels != "all":
+            raise JtlError(
+                f"{role} '{dom.name}' has no labels (an npz without 'y') and method "
+                f"{type(method).__name__} trains on them: use a method that reads none "
+                "(simclr, autoencoder), or give the domain its labels")
+    if target.labels == "none":
+        raise JtlError(f"target '{target.name}' has no labels at all; jtl reports accuracy on "
+                       "the target's test split: save its test images and labels as "
+                       "'x_test'/'y_test' in the npz")
     own_head = any(f.name == "source_classes" for f in dataclasses.fields(method))
     if source.num_classes != target.num_classes and "source/y" in method.uses and not own_head:
         raise JtlError(
@@ -513,16 +524,18 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
 
     # Label-free selection (DEV) for methods that read no target labels; no config key.
     for lane in lanes:
-        lane.dev = (None if "target/y" in method.uses
+        lane.dev = (None if "target/y" in method.uses or source.labels != "all"
                     else make_dev(graphdef, source, target, lane.seed))
 
     # Source splits are scored with the target's head only when its classes mean the same.
     scored = [("source/val", source.val), ("source/test", source.test)] if same_label_space(
-        cfg, source, target) else []
+        cfg, source, target) and source.labels == "all" else []
+    if target.labels == "all":
+        scored.append(("target/val", target.val))
 
     def run_evals(params: Any, lane: _Lane) -> dict[str, float]:
         out = {}
-        for name, split in [*scored, ("target/val", target.val), ("target/test", target.test)]:
+        for name, split in [*scored, ("target/test", target.test)]:
             if len(split):  # an empty val split (few-shot, val_fraction=0) is not evaluated
                 for k, v in evaluate(params, split).items():
                     out[f"{name}/{k}"] = v

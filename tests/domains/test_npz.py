@@ -47,7 +47,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("arrays,match", [
-    ({"images": np.zeros((4, 8, 8)), "y": np.zeros(4, int)}, "lacks the arrays"),
+    ({"images": np.zeros((4, 8, 8)), "y": np.zeros(4, int)}, "lacks the array 'x'"),
     ({"x": np.zeros((4, 8, 8)), "y": np.zeros(3, int)}, "4 images but 3 labels"),
     ({"x": np.zeros((4, 8)), "y": np.zeros(4, int)}, "must be"),
     ({"x": np.zeros((4, 8, 8)), "y": np.zeros(4)}, "integer class ids"),
