@@ -19,13 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from jtl import rundir
 from jtl.errors import JtlError
 
 log = logging.getLogger("jtl")
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 DEFAULT_ROOT = Path("runs") / "pretrain"
 # Trains one run: (config, run dir) -> summary; the trainer passes train_and_evaluate.
 Train = Callable[[dict, Path], Any]
@@ -49,26 +46,13 @@ def pretrain_overrides(spec: str | Sequence[str], seed: int,
 
 
 def compose(overrides: list[str]) -> dict:
-    """`conf/config.yaml` with `overrides`, resolved, as the CLI composes it (also from inside a
-    running Hydra app, whose global state is restored afterwards)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
-    from omegaconf.errors import OmegaConfBaseException
+    """The pretraining run's config, composed as the CLI does (jtl.config.compose)."""
+    from jtl import config
 
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=overrides)
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except (HydraException, OmegaConfBaseException) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise JtlError(f"pretrain: cannot compose {overrides}: {first}") from e
-    finally:
-        restore_gh_from_backup(backup)
+        return config.compose(overrides)
+    except JtlError as e:
+        raise JtlError(f"pretrain: {e}") from e.__cause__
 
 
 def find_completed(root: Path, fp: str) -> Path | None:
