@@ -231,9 +231,15 @@ def is_completed(run_dir: str | os.PathLike) -> bool:
     return status(run_dir) == "completed"
 
 
-def completed_step(run_dir: str | os.PathLike) -> int | None:
+def completed_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """summary.json when it holds a completed result, else None."""
     s = read_summary(run_dir)
-    return int(s["step"]) if s and s.get("status") == "completed" and "step" in s else None
+    return s if s is not None and s.get("status") == "completed" else None
+
+
+def completed_step(run_dir: str | os.PathLike) -> int | None:
+    s = completed_summary(run_dir)
+    return int(s["step"]) if s and "step" in s else None
 
 
 def read_metrics(run_dir: str | os.PathLike, up_to: int | None = None) -> list[dict]:
@@ -308,6 +314,13 @@ def record_failure(run_dir: str | os.PathLike, failure: Mapping[str, Any]) -> Pa
         if not is_completed(run_dir):
             write_summary(run_dir, entry)
     return run_dir / FAILED
+
+
+def record_completed(run_dir: str | os.PathLike, summary: Mapping[str, Any]) -> Path:
+    """Write a completed result; an earlier attempt's failed.json no longer applies."""
+    path = write_summary(run_dir, summary)
+    (Path(run_dir) / FAILED).unlink(missing_ok=True)
+    return path
 
 
 def append_sweep_failure(sweep_dir: str | os.PathLike, run_dir: str | os.PathLike,

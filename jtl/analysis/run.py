@@ -117,30 +117,19 @@ class LoadedRun:
         return dataclasses.replace(self, network=network, step=step)
 
     def initial_params(self) -> dict[str, Any]:
-        """The parameters training started from: the fresh initialisation, with what
+        """The parameters training started from, as the trainer made them
+        (`jtl.train.trainer.initial_params`): the fresh initialisation, with what
         `init_from`/`load`/`dont_load` loaded from the source run (the pretrained weights of a
-        fine-tuned run)."""
-        from flax import nnx
+        fine-tuned run) and a recipe's prototype head."""
+        from jtl.train.trainer import initial_params
 
-        from jtl.models import build_network
-        from jtl.train import checkpoint as ckpt
-        from jtl.train.trainer import init_seed
-
-        fresh = build_network(self.cfg["model"], self.source.num_classes, self.method,
-                              init_seed(self.cfg))
-        params = nnx.split(fresh)[1].to_pure_dict()
-        if self.cfg.get("init_from"):
-            absl = logging.getLogger("absl")  # orbax warns that it skipped the opt_state
-            level = absl.level
-            absl.setLevel(logging.ERROR)
-            try:
-                params, _ = ckpt.load_params(self.cfg["init_from"], params,
-                                             self.cfg.get("load") or ".*",
-                                             self.cfg.get("dont_load"),
-                                             self.cfg.get("init_from_step"))
-            finally:
-                absl.setLevel(level)
-        return params
+        absl = logging.getLogger("absl")  # orbax warns that it skipped the opt_state
+        level = absl.level
+        absl.setLevel(logging.ERROR)
+        try:
+            return initial_params(self.cfg, self.target, self.method)
+        finally:
+            absl.setLevel(level)
 
 
 def resolve_step(run_dir: str | Path, step: int | str) -> int:

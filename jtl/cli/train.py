@@ -104,10 +104,8 @@ def main() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from jtl.train import compile_cache
     from jtl.train.trainer import RunInterrupted
 
-    compile_cache.enable()  # JAX's persistent cache: `$JTL_COMPILE_CACHE`, off with 0
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; the errors are printed here
     try:
         _main()

@@ -87,14 +87,19 @@ def check_label_spaces(source: Domain, target: Domain, method: Method) -> None:
         raise JtlError(f"target '{target.name}' has no labels at all; jtl reports accuracy on "
                        "the target's test split: save its test images and labels as "
                        "'x_test'/'y_test' in the npz")
-    own_head = any(f.name == "source_classes" for f in dataclasses.fields(method))
-    if source.num_classes != target.num_classes and "source/y" in method.uses and not own_head:
+    if source.num_classes != target.num_classes and "source/y" in method.uses and \
+            not _has_source_head(method):
         raise JtlError(
             f"source '{source.name}' has {source.num_classes} classes and target "
             f"'{target.name}' has {target.num_classes}: one head cannot score both. Use domains "
             "with one label space, or train the target with method=target_only "
             "init_from=<source run> dont_load='head/.*' (or pretrain=<source experiment> "
             "transfer=finetune).")
+
+
+def _has_source_head(method: Method) -> bool:
+    """A method with a `source_classes` field trains a source head of its own (multitask)."""
+    return any(f.name == "source_classes" for f in dataclasses.fields(method))
 
 
 def same_label_space(cfg: Mapping[str, Any], source: Domain, target: Domain) -> bool:
@@ -131,8 +136,7 @@ def build(cfg: Mapping[str, Any]) -> tuple[Domain, Domain, Method, Network]:
     and by `load_run`, so a reopened run is the network that was trained."""
     source, target = load_domains(cfg)
     method = build_method(cfg["method"])
-    if any(f.name == "source_classes" for f in dataclasses.fields(method)) and \
-            not method.source_classes:  # a source head of its own (multitask)
+    if _has_source_head(method) and not method.source_classes:
         method = dataclasses.replace(method, source_classes=source.num_classes)
     net = build_network(cfg["model"], target.num_classes, method, init_seed(cfg))
     return source, target, method, net
@@ -312,8 +316,8 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     primary = distributed.is_primary()  # process 0 owns the run dir; the others only train
     with (rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides)
           if primary else contextlib.nullcontext()):
-        summary = rundir.read_summary(workdir)
-        if summary is not None and summary.get("status") == "completed":
+        summary = rundir.completed_summary(workdir)
+        if summary is not None:
             log.info("%s is a completed run of this config: not retrained", workdir)
         else:
             t0 = time.time()
@@ -322,16 +326,11 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
             except KeyboardInterrupt:
                 raise
             except Exception as e:
-                if not primary:
-                    raise
-                rundir.record_failure(workdir, {
-                    "error": f"{type(e).__name__}: {e}", "seed": cfg.get("seed"),
-                    "method": (cfg.get("method") or {}).get("name"),
-                    "wall_time_s": time.time() - t0})
+                if primary:
+                    rundir.record_failure(workdir, _failure(e, cfg, t0))
                 raise
             if primary:
-                rundir.write_summary(workdir, summary)
-                (workdir / rundir.FAILED).unlink(missing_ok=True)
+                rundir.record_completed(workdir, summary)
         if on_complete is not None and primary:
             on_complete(workdir, summary)
     return summary
@@ -353,6 +352,12 @@ class _Lane:
     @property
     def seed(self) -> int:
         return int(self.cfg["seed"])
+
+
+def _failure(e: BaseException, cfg: Mapping[str, Any], t0: float) -> dict[str, Any]:
+    """What failed.json records of a failed run."""
+    return {"error": f"{type(e).__name__}: {e}", "seed": cfg.get("seed"),
+            "method": (cfg.get("method") or {}).get("name"), "wall_time_s": time.time() - t0}
 
 
 def lane_config(cfg: Mapping[str, Any], seed: int) -> dict:
@@ -390,8 +395,8 @@ def train_seeds(cfg: Mapping[str, Any], workdir: str | Path, overrides: list[str
         for lane in lanes:
             stack.enter_context(rundir.claim(lane.workdir, lane.cfg, overrides=overrides,
                                              overwrite=bool(cfg.get("overwrite"))))
-            done = rundir.read_summary(lane.workdir)
-            if done is not None and done.get("status") == "completed":
+            done = rundir.completed_summary(lane.workdir)
+            if done is not None:
                 summaries[lane.seed] = done
         todo = [lane for lane in lanes if lane.seed not in summaries]
         if todo:
@@ -402,13 +407,10 @@ def train_seeds(cfg: Mapping[str, Any], workdir: str | Path, overrides: list[str
                 results = [lane.failed or e for lane in todo]
             for lane, r in zip(todo, results, strict=True):
                 if isinstance(r, Exception):
-                    rundir.record_failure(lane.workdir, {
-                        "error": f"{type(r).__name__}: {r}", "seed": lane.seed,
-                        "method": cfg["method"]["name"], "wall_time_s": time.time() - t0})
+                    rundir.record_failure(lane.workdir, _failure(r, lane.cfg, t0))
                     failures.append(f"seed {lane.seed} ({lane.workdir}): {r}")
                 else:
-                    rundir.write_summary(lane.workdir, r)
-                    (lane.workdir / rundir.FAILED).unlink(missing_ok=True)
+                    rundir.record_completed(lane.workdir, r)
                     summaries[lane.seed] = r
         if on_complete is not None:
             for lane in lanes:
@@ -427,9 +429,15 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     return result
 
 
-def _initial_params(cfg: dict, graphdef: Any, params: Any, target: Domain,
-                    recipe: Recipe) -> Any:
-    """Fresh parameters of one lane, then `init_from` and the recipe's head."""
+def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
+                   net: Network | None = None) -> Any:
+    """The parameters a run starts from: fresh (`net`, else built from the config's init
+    seed), then what `init_from` loads, then the recipe's head (prototype)."""
+    if net is None:
+        net = build_network(cfg["model"], target.num_classes, method, init_seed(cfg))
+    graphdef, params = nnx.split(net)
+    params = params.to_pure_dict()
+    recipe = Recipe.from_cfg(cfg.get("transfer"))
     if cfg.get("init_from"):
         params, loaded = ckpt.load_params(cfg["init_from"], params, cfg.get("load") or ".*",
                                           cfg.get("dont_load"), cfg.get("init_from_step"))
@@ -481,10 +489,8 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     has_conv = type(net.backbone).has_conv
     graphdef, _ = nnx.split(net)
     recipe = Recipe.from_cfg(cfg.get("transfer"))
-    params = [_initial_params(lane.cfg, graphdef, nnx.split(
-        net if i == 0 else build_network(cfg["model"], target.num_classes, method,
-                                         init_seed(lane.cfg)))[1].to_pure_dict(),
-        target, recipe) for i, lane in enumerate(lanes)]
+    params = [initial_params(lane.cfg, target, method, net if i == 0 else None)
+              for i, lane in enumerate(lanes)]
     blocks = len(net.backbone.blocks)
     tx = build_optimizer(cfg["optim"], params[0], total, method.trainable,
                          recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks))
@@ -576,7 +582,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
         nonlocal checked
         for first, metrics, ok in pending[checked:upto]:
             ok = np.atleast_1d(np.asarray(ok))
-            for i in [i for i in alive if not ok[i if vmapped else 0]]:
+            for i in [i for i in alive if not ok[i]]:  # one flag, or one per seed
                 m = jax.device_get(_lane_state(metrics, i, vmapped))
                 lanes[i].failed = _divergence(first, m, max_loss, last_ckpt)
                 alive.remove(i)
