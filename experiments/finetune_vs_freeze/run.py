@@ -1,12 +1,15 @@
 """experiments/finetune_vs_freeze: the study's grid, resumable (completed runs are skipped).
 
-    .venv/bin/python experiments/finetune_vs_freeze/run.py [--only curves|new_classes] [--dry]
+    .venv/bin/python experiments/finetune_vs_freeze/run.py [--only GRID] [--dry]
+
+GRID: curves, new_classes (the MLP design), new_classes_lenet (the second design: LeNet source,
+10 episodes whose seed also draws the support set; README).
 
 Every run is `jtl.train.train_and_evaluate` of a config composed from `conf/` exactly as
 `python -m jtl.train <overrides>` would (the overrides are printed), into
 `runs/<grid>/<direction>/<arm>/k<k>/seed<s>`; pretraining runs are found or trained once per
-source and seed in `runs/pretrain` (the `pretrain=` cache). Then it runs `table.py`, which
-writes the tables and plots.
+source and seed in `runs/pretrain` (the `pretrain=` cache). Then `layers.py` adds the
+conv-layer prototype of every LeNet episode, and `table.py` writes the tables and plots.
 """
 
 from __future__ import annotations
@@ -51,6 +54,20 @@ NEW_ARMS = {"target_only": [],
             # added after the Euclidean prototype's result was seen (README)
             "prototype_cosine": ["transfer=prototype_cosine", "pretrain=ft_pretrain_mnist04"]}
 NEW_KS = ("1", "5")
+# The second new-classes design (README), fixed before its runs: a LeNet source, 10 episodes;
+# episode e is seed e and draws its own support set (target.split_seed=e) and source model.
+EPISODES = tuple(range(10))
+LENET_DIRECTIONS = {"mnist04_to_mnist59": ["experiment=ft_new_classes_lenet"],
+                    "mnist04_to_usps59": ["experiment=ft_new_classes_lenet",
+                                          "domain@target=usps"]}
+LENET_PRE = "pretrain=ft_pretrain_lenet04"
+LENET_ARMS = {"target_only": [],
+              # nothing is trained: one step of an all-frozen optimizer changes no parameter
+              "prototype": ["transfer=prototype", LENET_PRE, "trainer.steps=1"],
+              "finetune": ["transfer=finetune", LENET_PRE],
+              "linear_probe": ["transfer=linear_probe", LENET_PRE]}
+# Run order: the goal's arms at every k and episode first, then the others.
+LENET_PHASES = (("target_only", "prototype"), ("finetune", "linear_probe"))
 
 
 def curves() -> list[tuple[Path, list[str]]]:
@@ -80,9 +97,26 @@ def new_classes() -> list[tuple[Path, list[str]]]:
     return jobs
 
 
+def new_classes_lenet() -> list[tuple[Path, list[str]]]:
+    jobs = []
+    for phase in LENET_PHASES:
+        for k in NEW_KS:
+            for seed in EPISODES:
+                for direction, base in LENET_DIRECTIONS.items():
+                    for arm in phase:
+                        overrides = [*base, f"target.per_class={k}", f"seed={seed}",
+                                     f"target.split_seed={seed}", *LENET_ARMS[arm]]
+                        jobs.append((RUNS / "new_classes_lenet" / direction / arm / f"k{k}" /
+                                     f"seed{seed}", overrides))
+    return jobs
+
+
+GRIDS = {"new_classes": new_classes, "new_classes_lenet": new_classes_lenet, "curves": curves}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["curves", "new_classes"])
+    ap.add_argument("--only", choices=list(GRIDS))
     ap.add_argument("--dry", action="store_true", help="print the jobs, train nothing")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -93,8 +127,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("absl", "jax"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    jobs = ([] if args.only == "curves" else new_classes()) + (
-        [] if args.only == "new_classes" else curves())
+    jobs = [job for name, grid in GRIDS.items() if args.only in (None, name) for job in grid()]
     paths = [f"paths.pretrain_dir={RUNS / 'pretrain'}"]
     todo = [(d, o) for d, o in jobs if not is_completed(d)]
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} completed, {len(todo)} to train",
@@ -111,8 +144,10 @@ def main() -> None:
               f"({s['wall_time_s']:.1f}s)", flush=True)
     if not args.dry:
         sys.path.insert(0, str(HERE))
+        import layers
         import table
 
+        layers.main(RUNS / "new_classes_lenet")
         table.main(RUNS)
 
 

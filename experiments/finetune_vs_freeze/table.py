@@ -2,12 +2,15 @@
 
     .venv/bin/python experiments/finetune_vs_freeze/table.py [RUNS]
 
-Writes results.md, results.csv, curves.png and new_classes.png beside this file. Accuracy is
+Writes results.md, results.csv, curves.png, new_classes.png and new_classes_lenet.png beside
+this file. Accuracy is
 the target test accuracy at the final step (no validation split below k = 10, so every run is
 read at the same, final step). Means and 95% Student-t intervals over seeds come from
 `jtl.measures.stats.mean_ci`; a recipe's gap to `target_only` is paired by seed on the same
 k-shot subset (`jtl.measures.ntg.negative_transfer_gap`: NTG = err(recipe) - err(target_only),
-negative = transfer helped).
+negative = transfer helped). In the LeNet new-classes design a seed is an episode with its own
+support set, so there the intervals are over episodes. Its `prototype_conv2` arm is read from
+the `prototype.json` files `layers.py` writes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from jtl.measures.ntg import negative_transfer_gap
 from jtl.measures.stats import clip_ci, mean_ci
-from jtl.rundir import atomic_savefig, atomic_write_text, read_summary
+from jtl.rundir import atomic_savefig, atomic_write_text, read_json, read_summary
 
 HERE = Path(__file__).resolve().parent
 METRIC = "target/test/accuracy"
@@ -30,11 +33,14 @@ NEW = {"mnist04_to_mnist59": "MNIST 0-4 → MNIST 5-9", "mnist04_to_usps59": "MN
 
 
 def collect(root: Path) -> dict[tuple[str, str, str], dict[int, float]]:
-    """(direction, arm, k) -> {seed: accuracy} of the completed runs under root."""
+    """(direction, arm, k) -> {seed: accuracy} of the completed runs under root (and of the
+    layer prototypes `layers.py` wrote there)."""
     out: dict[tuple[str, str, str], dict[int, float]] = {}
-    for summary_path in sorted(root.glob("*/*/k*/seed*/summary.json")):
-        run = summary_path.parent
-        s = read_summary(run)
+    for path in sorted(root.glob("*/*/k*/seed*/*.json")):
+        run = path.parent
+        if path.name not in ("summary.json", "prototype.json"):
+            continue
+        s = read_summary(run) if path.name == "summary.json" else read_json(path)
         if not s or s.get("status") != "completed":
             continue
         direction, arm, k = run.parts[-4], run.parts[-3], run.parts[-2][1:]
@@ -67,14 +73,15 @@ def gap_text(g: dict | None) -> str:
 
 
 def table(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ...],
-          rows_out: list[dict]) -> str:
+          rows_out: list[dict], grid: str, over: str = "seeds") -> str:
     md = io.StringIO()
     for key, label in groups.items():
         present = [k for k in ks if any((key, a, k) in runs for a in arms)]
         if not present:
             continue
-        md.write(f"\n### {label}\n\nTarget test accuracy (%), mean ± 95% CI over seeds; below "
-                 "it the gain over `target_only` in points, paired by seed, [95% CI].\n\n")
+        md.write(f"\n### {label}\n\nTarget test accuracy (%), mean ± 95% CI over {over}; "
+                 f"below it the gain over `target_only` in points, paired by {over[:-1]}, "
+                 "[95% CI].\n\n")
         md.write("| recipe | " + " | ".join(f"k = {k}" for k in present) + " |\n")
         md.write("|---" * (len(present) + 1) + "|\n")
         for arm in arms:
@@ -88,7 +95,7 @@ def table(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ..
                 g = None if arm == "target_only" else gap(accs, runs.get((key, "target_only", k),
                                                                           {}))
                 cells.append(text + ("" if g is None else f"<br>{gap_text(g)}"))
-                rows_out.append({"group": key, "arm": arm, "k": k, "n": len(accs),
+                rows_out.append({"grid": grid, "group": key, "arm": arm, "k": k, "n": len(accs),
                                  "accuracy": mean, "accuracy_ci_low": low,
                                  "accuracy_ci_high": high,
                                  **({} if g is None else {
@@ -137,26 +144,35 @@ def plot(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ...
     plt.close(fig)
 
 
+def arms_of(runs: dict) -> list[str]:
+    """target_only first, then the other arms present, by name."""
+    return ["target_only", *sorted({a for _, a, _ in runs} - {"target_only"})]
+
+
 def main(root: Path | None = None) -> None:
     root = root or (Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs")
     curves, new = collect(root / "curves"), collect(root / "new_classes")
-    arms = list(dict.fromkeys(a for _, a, _ in sorted(curves)))
-    arms = ["target_only", *sorted(a for a in arms if a != "target_only")]
-    new_arms = ["target_only", *sorted({a for _, a, _ in new} - {"target_only"})]
+    lenet = collect(root / "new_classes_lenet")
+    arms, new_arms = arms_of(curves), arms_of(new)
     rows: list[dict] = []
-    md = "## Accuracy vs k (curves)\n" + table(curves, DIRECTIONS, arms, KS, rows)
-    md += "\n## One-shot / few-shot on new classes\n" + table(new, NEW, new_arms, ("1", "5"),
-                                                             rows)
+    md = "## Accuracy vs k (curves)\n" + table(curves, DIRECTIONS, arms, KS, rows, "curves")
+    md += "\n## One-shot / few-shot on new classes (MLP source, first design)\n" + table(
+        new, NEW, new_arms, ("1", "5"), rows, "new_classes")
+    md += ("\n## One-shot / few-shot on new classes (LeNet source, 10 episodes, second design)\n"
+           + table(lenet, NEW, arms_of(lenet), ("1", "5"), rows, "new_classes_lenet",
+                   over="episodes"))
     atomic_write_text(HERE / "results.md", md)
     buf = io.StringIO()
-    fields = sorted({k for r in rows for k in r}, key=lambda f: (f not in ("group", "arm", "k"),
-                                                                 f))
+    fields = sorted({k for r in rows for k in r},
+                    key=lambda f: (f not in ("grid", "group", "arm", "k"), f))
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(HERE / "results.csv", buf.getvalue())
     plot(curves, DIRECTIONS, arms, KS, HERE / "curves.png")
     plot(new, NEW, new_arms, ("1", "5"), HERE / "new_classes.png")
+    if lenet:
+        plot(lenet, NEW, arms_of(lenet), ("1", "5"), HERE / "new_classes_lenet.png")
     print(md)
 
 

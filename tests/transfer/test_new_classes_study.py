@@ -1,0 +1,86 @@
+"""The finetune_vs_freeze study's second new-classes design: episodes pair every arm on one
+support set that the seed draws, and the earlier-layer prototype (layers.py) reproduces the
+trainer's prototype run on the backbone output before it reports another layer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from jtl.train import train_and_evaluate
+from tests.conftest import ROOT, compose_cfg
+from tests.transfer.conftest import SMALL
+
+STUDY = ROOT / "experiments" / "finetune_vs_freeze"
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"ftvf_{name}", STUDY / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+run_py, layers, table = _module("run"), _module("layers"), _module("table")
+
+
+def _value(overrides: list[str], key: str) -> str | None:
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)
+
+
+def test_lenet_episodes_draw_the_support_set_with_the_seed_and_pair_every_arm():
+    jobs = run_py.new_classes_lenet()
+    by_cell: dict[tuple, list[list[str]]] = {}
+    for run_dir, overrides in jobs:
+        seed = _value(overrides, "seed")
+        assert _value(overrides, "target.split_seed") == seed  # episode = seed = support set
+        assert run_dir.name == f"seed{seed}"
+        direction, arm, k = run_dir.parts[-4], run_dir.parts[-3], run_dir.parts[-2]
+        assert _value(overrides, "target.per_class") == k[1:]
+        by_cell.setdefault((direction, k, seed), []).append(arm)
+    arms = set(run_py.LENET_ARMS)
+    assert len(by_cell) == 2 * len(run_py.NEW_KS) * len(run_py.EPISODES)
+    assert all(sorted(a) == sorted(arms) for a in by_cell.values())
+    # the goal's arms come first, so a cut-short study still has every one of their episodes
+    first = {run_dir.parts[-3] for run_dir, _ in jobs[:len(jobs) // 2]}
+    assert first == {"target_only", "prototype"}
+
+
+@pytest.fixture(scope="module")
+def prototype_run(source_run, tmp_path_factory):
+    """A completed 1-shot prototype run, laid out as the study lays out its runs."""
+    root = tmp_path_factory.mktemp("study") / "new_classes_lenet"
+    run_dir = root / "d" / "prototype" / "k1" / "seed0"
+    s = train_and_evaluate(compose_cfg([*SMALL, "transfer=prototype", f"init_from={source_run}",
+                                        "target.per_class=1", "trainer.steps=1",
+                                        "trainer.batch_over_split=resample",
+                                        "target.classes=[5,6,7,8,9]"]), run_dir)
+    return root, run_dir, s
+
+
+def test_layer_prototype_reproduces_the_run_then_scores_another_layer(prototype_run):
+    root, _, s = prototype_run
+    layers.main(root)
+    out = json.loads((root / "d" / "prototype_conv2" / "k1" / "seed0" / "prototype.json")
+                     .read_text())
+    assert out["backbone_output_accuracy"] == s["target/test/accuracy"]
+    # this MLP's second block is its last: the layer path gives the backbone output's result
+    assert out["layer"] == layers.LAYER
+    assert out["target/test/accuracy"] == pytest.approx(s["target/test/accuracy"], abs=1e-6)
+    # table.py reads it as an arm beside the trainer's runs, keyed by the run's seed
+    runs = table.collect(root)
+    assert set(runs) == {("d", "prototype", "1"), ("d", "prototype_conv2", "1")}
+    assert runs["d", "prototype_conv2", "1"] == {0: out["target/test/accuracy"]}
+
+
+def test_layer_prototype_refuses_a_run_it_does_not_reproduce(prototype_run, monkeypatch):
+    _, run_dir, _ = prototype_run
+    real = layers.read_summary
+    monkeypatch.setattr(layers, "read_summary", lambda d: {
+        **real(d), "target/test/accuracy": real(d)["target/test/accuracy"] - 0.05})
+    with pytest.raises(RuntimeError, match="not be comparable"):
+        layers.score(run_dir)
