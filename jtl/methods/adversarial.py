@@ -25,6 +25,7 @@ from flax import nnx
 
 from jtl.errors import JtlError
 from jtl.methods.transductive import Transductive
+from jtl.models.mlp import batch_norm, check_norm
 
 M = TypeVar("M", bound=nnx.Module)
 
@@ -67,17 +68,24 @@ def frozen(module: M) -> M:
 class DomainDiscriminator(nnx.Module):
     """MLP in_dim -> hidden (ReLU) x layers -> 1 logit of "this sample is from the source".
 
-    No batch norm: its running statistics would be mutable state inside the trainer's grad.
+    `norm="batch"`: Linear -> BatchNorm -> ReLU per hidden layer, TLlib's DomainDiscriminator
+    (its default); the statistics are taken over the joint [source; target] batch it is given.
     """
 
-    def __init__(self, in_dim: int, hidden: int, layers: int, rngs: nnx.Rngs) -> None:
+    def __init__(self, in_dim: int, hidden: int, layers: int, rngs: nnx.Rngs,
+                 norm: str = "none") -> None:
+        check_norm(norm, "method.disc_norm")
         dims = [in_dim] + [hidden] * layers
         self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in itertools.pairwise(dims)])
+        # Their own list, so the linear layers keep the paths they have without norm.
+        self.norms = (nnx.List([batch_norm(hidden, rngs) for _ in range(layers)])
+                      if norm == "batch" else None)
         self.out = nnx.Linear(dims[-1], 1, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        for layer in self.hidden:
-            x = jax.nn.relu(layer(x))
+        for i, layer in enumerate(self.hidden):
+            x = layer(x)
+            x = jax.nn.relu(x if self.norms is None else self.norms[i](x))
         return self.out(x)[:, 0]
 
 
@@ -109,8 +117,10 @@ class WithDiscriminator(Transductive):
 
     disc_hidden: int = 1024
     disc_layers: int = 2
+    disc_norm: str = "batch"
 
     def __post_init__(self) -> None:
+        check_norm(self.disc_norm, "method.disc_norm")
         if self.disc_hidden < 1 or self.disc_layers < 0:
             raise JtlError(
                 f"method.disc_hidden must be >= 1 and method.disc_layers >= 0, "
@@ -122,7 +132,8 @@ class WithDiscriminator(Transductive):
 
     def modules(self, feature_dim, num_classes, rngs):
         in_dim = self.disc_input_dim(feature_dim, num_classes)
-        return {"disc": DomainDiscriminator(in_dim, self.disc_hidden, self.disc_layers, rngs)}
+        return {"disc": DomainDiscriminator(in_dim, self.disc_hidden, self.disc_layers, rngs,
+                                            self.disc_norm)}
 
 
 SCHEDULES = ("dann", "constant")

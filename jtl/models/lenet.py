@@ -24,17 +24,19 @@ class ConvPool(nnx.Module):
 @MODELS.register("lenet")
 class LeNet(Backbone):
     """`conv_impl`: `auto` (im2col on CPU and GPU), `xla` or `im2col`; with `xla`
-    on CPU also set `trainer.steps_per_call=1` (lax.conv is slow inside a scan there)."""
+    on CPU also set `trainer.steps_per_call=1` (lax.conv is slow inside a scan there).
+    `norm: batch` puts BatchNorm between the last linear layer and its ReLU: with
+    `features: 256` that layer is TLlib's bottleneck on its conv-only LeNet."""
 
     has_conv = False  # im2col on CPU: chunks scan fast (base.Backbone.has_conv)
 
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs, channels: int = 20,
-                 features: int = 500, conv_impl: str = "auto") -> None:
+                 features: int = 500, conv_impl: str = "auto", norm: str = "none") -> None:
         h, w, c = input_shape
         side_h, side_w = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
         self.blocks = nnx.List([
             ConvPool(c, channels, rngs, conv_impl),
             ConvPool(channels, int(2.5 * channels), rngs, conv_impl),
-            Dense(side_h * side_w * int(2.5 * channels), features, rngs),
+            Dense(side_h * side_w * int(2.5 * channels), features, rngs, norm),
         ])
         self.feature_dim = features

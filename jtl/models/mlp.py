@@ -9,21 +9,42 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jtl.errors import JtlError
 from jtl.models.base import MODELS, Backbone
+
+NORMS = ("none", "batch")
+
+
+def check_norm(norm: str, key: str) -> None:
+    if norm not in NORMS:
+        raise JtlError(f"{key}={norm!r}: use one of {NORMS}")
+
+
+def batch_norm(dim: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """PyTorch's BatchNorm1d defaults (running-average momentum 0.1, eps 1e-5), as in the TLlib
+    recipes jtl follows; built in evaluation mode (running averages): the training step switches
+    it to batch statistics (jtl/train/step.py), so every other use of the model is inference."""
+    return nnx.BatchNorm(dim, momentum=0.9, epsilon=1e-5, use_running_average=True, rngs=rngs)
 
 
 class Dense(nnx.Module):
-    def __init__(self, din: int, dout: int, rngs: nnx.Rngs) -> None:
+    """Linear -> (BatchNorm) -> ReLU on flattened inputs; with norm="batch" it is TLlib's
+    bottleneck (Linear, BatchNorm1d, ReLU)."""
+
+    def __init__(self, din: int, dout: int, rngs: nnx.Rngs, norm: str = "none") -> None:
+        check_norm(norm, "model.norm")
         self.linear = nnx.Linear(din, dout, rngs=rngs)
+        self.norm = batch_norm(dout, rngs) if norm == "batch" else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jax.nn.relu(self.linear(x.reshape(x.shape[0], -1)))
+        x = self.linear(x.reshape(x.shape[0], -1))
+        return jax.nn.relu(x if self.norm is None else self.norm(x))
 
 
 @MODELS.register("mlp")
 class MLP(Backbone):
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs,
-                 hidden: Sequence[int] = (512, 256)) -> None:
+                 hidden: Sequence[int] = (512, 256), norm: str = "none") -> None:
         dims = [int(np.prod(input_shape)), *hidden]
-        self.blocks = nnx.List([Dense(a, b, rngs) for a, b in itertools.pairwise(dims)])
+        self.blocks = nnx.List([Dense(a, b, rngs, norm) for a, b in itertools.pairwise(dims)])
         self.feature_dim = dims[-1]

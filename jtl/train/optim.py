@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -82,14 +82,16 @@ class Group:
 
 
 def trainable_labels(params: Any, trainable: str, freeze: str | None,
-                     groups: Sequence[Group] = ()) -> Any:
+                     groups: Sequence[Group] = (), fixed: Collection[str] = ()) -> Any:
     """A label per parameter: 'frozen' unless its path fully matches `trainable` and does not
     match `freeze` (regexes on paths like `backbone/blocks/0/conv/kernel`); a trainable one is
-    'group<i>' for the first group whose `params` it matches, else 'train'."""
+    'group<i>' for the first group whose `params` it matches, else 'train'. Paths in `fixed`
+    (batch-norm statistics: state the step writes, not parameters) are always 'frozen'."""
     paths = param_paths(params)
+    fixed = set(fixed)
     labels = []
     for p in paths:
-        if not re.fullmatch(trainable, p) or (freeze and re.fullmatch(freeze, p)):
+        if p in fixed or not re.fullmatch(trainable, p) or (freeze and re.fullmatch(freeze, p)):
             labels.append("frozen")
             continue
         hit = next((i for i, g in enumerate(groups) if re.fullmatch(g.params, p)), None)
@@ -178,8 +180,8 @@ def group_optimizer(cfg: Mapping[str, Any], total_steps: int,
 
 
 def build_optimizer(cfg: Mapping[str, Any], params: Any, total_steps: int, trainable: str,
-                    freeze: str | None,
-                    groups: Sequence[Mapping[str, Any]] = ()) -> optax.GradientTransformation:
+                    freeze: str | None, groups: Sequence[Mapping[str, Any]] = (),
+                    fixed: Collection[str] = ()) -> optax.GradientTransformation:
     groups = [Group.from_cfg(g) for g in groups]
     for g in groups:
         try:
@@ -187,7 +189,7 @@ def build_optimizer(cfg: Mapping[str, Any], params: Any, total_steps: int, train
         except re.error as e:
             raise JtlError(f"transfer.groups: params='{g.params}' is not a valid regex ({e})") \
                 from e
-    labels = trainable_labels(params, trainable, freeze, groups)
+    labels = trainable_labels(params, trainable, freeze, groups, fixed)
     transforms = {"train": base_optimizer(cfg, schedule(cfg, total_steps)),
                   "frozen": optax.set_to_zero()}
     transforms.update({f"group{i}": group_optimizer(cfg, total_steps, g)

@@ -1,6 +1,10 @@
 """The pure training functions: one step, and a chunk of steps under `lax.scan`.
 
-State is one pytree {"step", "params", "opt_state"}; a chunk is a pure function of
+State is one pytree {"step", "params", "opt_state"}; "params" holds every variable of the network,
+batch-norm running statistics included: the loss runs the model in training mode and the step
+writes the statistics it updated back (`merge_stats`), so they travel, checkpoint and `vmap`
+with the weights while the optimizer never touches them (`optim.build_optimizer(fixed=...)`). A
+chunk is a pure function of
 (state, data, run_key), so a later grid can `vmap` it over seeds and hyper-parameters and a
 sharded run can split the batch axis without touching method code. Step t's randomness is
 `fold_in(run_key, t)`: the same whatever the chunking or a resume.
@@ -17,6 +21,7 @@ import optax
 from flax import nnx
 
 from jtl.methods import Method
+from jtl.models.base import param_paths
 from jtl.train.data import draw
 
 State = dict[str, Any]
@@ -33,19 +38,36 @@ def init_state(params: Any, tx: optax.GradientTransformation) -> State:
     return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
 
 
+def stat_paths(net: nnx.Module) -> list[str]:
+    """Paths of the variables that are state, not parameters (batch-norm running statistics)."""
+    return param_paths(nnx.state(net, nnx.BatchStat).to_pure_dict())
+
+
+def merge_stats(params: dict, stats: dict) -> dict:
+    """`params` with the leaves present in the (sub-)tree `stats` replaced by its values."""
+    if not stats:
+        return params
+    out = dict(params)
+    for k, v in stats.items():
+        out[k] = merge_stats(params[k], v) if isinstance(v, dict) else v
+    return out
+
+
 def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransformation,
               total_steps: int) -> Callable:
     def loss_fn(params, batch, key, progress):
         model = nnx.merge(graphdef, params)
-        return method.loss(model, batch, key, progress)
+        model.train()  # batch statistics in, running averages updated (built in eval mode)
+        loss, metrics = method.loss(model, batch, key, progress)
+        return loss, (metrics, nnx.state(model, nnx.BatchStat).to_pure_dict())
 
     def step(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         # 0 at the first step, exactly 1 at the last (step total_steps - 1): schedules end there.
         progress = state["step"].astype(jnp.float32) / max(total_steps - 1, 1)
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state["params"], batch, key, progress)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        params = merge_stats(optax.apply_updates(state["params"], updates), stats)
         metrics = {"loss": loss, **metrics}
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 

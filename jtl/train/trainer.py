@@ -36,6 +36,7 @@ from jtl.domains import Domain, LoadContext, build_domain, check_val_fraction
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import Network, build_network
+from jtl.models.base import param_paths
 from jtl.train import checkpoint as ckpt
 from jtl.train import compile_cache, distributed
 from jtl.train import mesh as meshes
@@ -43,7 +44,7 @@ from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
 from jtl.train.optim import build_optimizer
 from jtl.train.selection import make_dev, select_dev
-from jtl.train.step import init_state, make_chunk, make_step, step_keys
+from jtl.train.step import init_state, make_chunk, make_step, stat_paths, step_keys
 from jtl.train.writer import MetricWriter
 from jtl.transfer import Recipe, with_prototype_head
 
@@ -493,7 +494,8 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
               for i, lane in enumerate(lanes)]
     blocks = len(net.backbone.blocks)
     tx = build_optimizer(cfg["optim"], params[0], total, method.trainable,
-                         recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks))
+                         recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks),
+                         fixed=(stats := stat_paths(net)))
     mesh = None if vmapped else meshes.make_mesh(tcfg.get("mesh", "auto"))
     meshes.check_batch(mesh, batch_size)
     keep = int(tcfg.get("keep_checkpoints", 2))
@@ -652,7 +654,9 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
 
     labeled = "target" if "target/y" in method.uses else "source"
     val_policy = (target if labeled == "target" else source).val_policy
-    num_params = int(sum(np.size(p) for p in jax.tree_util.tree_leaves(params[0])))
+    num_params = int(sum(np.size(a) for p, a in zip(param_paths(params[0]),
+                                                    jax.tree_util.tree_leaves(params[0]),
+                                                    strict=True) if p not in stats))
     return [lane.failed or {
         "status": "completed",
         "step": total,

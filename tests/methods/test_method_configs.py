@@ -60,7 +60,7 @@ def test_each_key_overridable(path):
         if isinstance(value, bool):
             new = not value
         elif isinstance(value, str):
-            new = {"schedule": "constant", "layer": "features",
+            new = {"schedule": "constant", "layer": "features", "disc_norm": "none",
                    "attributes": str(CONF.parent / "attributes" / f"{value}.yaml")}[key]
         elif value is None:
             new = {"seen": (1, 2, 3, 4, 5, 6, 8, 9)}[key]  # stored as a tuple (hashable)

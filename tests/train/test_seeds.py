@@ -28,9 +28,11 @@ def params(run_dir):
                 jax.tree_util.tree_leaves(m.restore(m.latest_step())["params"])]
 
 
-@pytest.mark.parametrize("streamed", [False, True])
-def test_vmapped_seeds_equal_separate_runs(tmp_path, fast_cfg, streamed):
-    extra = [*STEPS, "method=dann", f"trainer.data_on_device={not streamed}"]
+@pytest.mark.parametrize("streamed,norm", [(False, "none"), (True, "none"), (False, "batch")])
+def test_vmapped_seeds_equal_separate_runs(tmp_path, fast_cfg, streamed, norm):
+    # norm=batch: the batch-norm statistics travel in the vmapped state like the weights.
+    extra = [*STEPS, "method=dann", f"trainer.data_on_device={not streamed}",
+             f"model.norm={norm}", f"method.disc_norm={norm}"]
     out = train_and_evaluate(fast_cfg(*extra, "trainer.seeds=[0,1]"), tmp_path / "vmapped")
     assert sorted(out["runs"]) == [0, 1]
     for seed in (0, 1):
