@@ -10,5 +10,5 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-experiments/digits_da/runs}
 SEEDS=${SEEDS:-0,1,2}
 $PY -m jtl.train -m experiment=digits_m2u domain@target=sklearn_digits \
-  method=source_only,dann,cdan,mcc,mdd seed=$SEEDS trainer.progress=false \
-  hydra.sweep.dir=$OUT/m2d 'hydra.sweep.subdir=${method.name}/seed${seed}'
+  method=source_only,dann,cdan,mcc,mdd "trainer.seeds=[$SEEDS]" trainer.progress=false \
+  hydra.sweep.dir=$OUT/m2d 'hydra.sweep.subdir=${method.name}'

@@ -2,6 +2,8 @@
 # Every run of the digits DA table, at the default recipe of experiment=digits_{m2u,u2m}
 # (no other override), 3 seeds. Resumable: a completed run dir is returned, not retrained, so
 # re-running this script after a stop finishes what is missing. Then the table and the plot.
+# The seeds of one (direction, method) train as one vmapped program (`trainer.seeds`), each
+# into its own ordinary run dir <method>/seed<s>, equal to a separate run of that seed.
 #   bash experiments/digits_da/run.sh            # SEEDS=0,1,2 by default
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,8 +15,8 @@ failed=0
 for methods in source_only,dann,cdan target_only,mcc,mdd coral,mmd \
                domain_confusion,entropy_min,self_training; do
   for d in m2u u2m; do
-    $PY -m jtl.train -m experiment=digits_$d method=$methods seed=$SEEDS \
-      trainer.progress=false hydra.sweep.dir=$OUT/$d 'hydra.sweep.subdir=${method.name}/seed${seed}' \
+    $PY -m jtl.train -m experiment=digits_$d method=$methods "trainer.seeds=[$SEEDS]" \
+      trainer.progress=false hydra.sweep.dir=$OUT/$d 'hydra.sweep.subdir=${method.name}' \
       || failed=1
   done
 done
