@@ -30,9 +30,14 @@ def params(run_dir):
 
 @pytest.mark.parametrize("streamed,norm", [(False, "none"), (True, "none"), (False, "batch")])
 def test_vmapped_seeds_equal_separate_runs(tmp_path, fast_cfg, streamed, norm):
-    # norm=batch: the batch-norm statistics travel in the vmapped state like the weights.
+    # norm=batch: the batch-norm statistics travel in the vmapped state like the weights. With
+    # SGD (the digits recipe's): under Adam, a bias feeding a BatchNorm has an exactly-zero
+    # gradient whose float-order noise Adam normalises into lr-sized steps: Adam runs of such
+    # a network differ by up to 1e-2 after 30 steps, vmapped vs not (measured; the function
+    # the bias feeds is unchanged, BatchNorm subtracts it).
     extra = [*STEPS, "method=dann", f"trainer.data_on_device={not streamed}",
-             f"model.norm={norm}", f"method.disc_norm={norm}"]
+             f"model.norm={norm}", f"method.disc_norm={norm}",
+             *(["optim=sgd", "optim.lr=0.05"] if norm == "batch" else [])]
     out = train_and_evaluate(fast_cfg(*extra, "trainer.seeds=[0,1]"), tmp_path / "vmapped")
     assert sorted(out["runs"]) == [0, 1]
     for seed in (0, 1):
