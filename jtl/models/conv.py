@@ -53,23 +53,31 @@ def _pads(padding: str | Sequence[tuple[int, int]], shape: Sequence[int],
     return [(int(lo), int(hi)) for lo, hi in pads]
 
 
-def _patches(x: jax.Array, kh: int, kw: int, strides: tuple[int, int],
-             pads: tuple[tuple[int, int], ...]) -> jax.Array:
-    """(B, OH, OW, kh*kw*C): the kh*kw shifted (strided) slices of the padded input,
-    concatenated on the channel axis in the kernel's (i, j, c) order."""
+def _slices(x: jax.Array, kh: int, kw: int, strides: tuple[int, int],
+            pads: tuple[tuple[int, int], ...]) -> list[jax.Array]:
+    """The kh*kw shifted (strided) slices (B, OH, OW, C) of the padded input, in the kernel's
+    (i, j) order."""
     sh, sw = strides
     if any(p for pair in pads for p in pair):
         x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
     oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    cols = [x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
+    return [x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
             for i in range(kh) for j in range(kw)]
-    return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
 
 
 def _im2col(x: jax.Array, w: jax.Array, strides: tuple[int, int],
             pads: tuple[tuple[int, int], ...]) -> jax.Array:
     kh, kw, cin, cout = w.shape
-    return jnp.dot(_patches(x, kh, kw, strides, pads), w.reshape(kh * kw * cin, cout))
+    cols = _slices(x, kh, kw, strides, pads)
+    if cin == 1 and len(cols) > 1:
+        # One input channel (a first layer on grey images): concatenated on the channel axis
+        # the patches' columns would interleave single floats, a slow copy on XLA:CPU; stacked
+        # on a leading axis each slice is one contiguous block, and the matmul contracts that
+        # axis (also the weight gradient's plain (kh*kw, N) x (N, cout) product).
+        patches = jnp.stack([c[..., 0] for c in cols])
+        return lax.dot_general(patches, w.reshape(kh * kw, cout), (((0,), (0,)), ((), ())))
+    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+    return jnp.dot(patches, w.reshape(kh * kw * cin, cout))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))

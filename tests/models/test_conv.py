@@ -21,9 +21,11 @@ from jtl.models.conv import Conv, im2col_conv, max_pool, use_im2col
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 # (input shape, cin -> cout, kernel, stride, padding): LeNet's and ResNet's convolutions, and
-# odd sides with SAME padding and a stride (uneven padding).
+# odd sides with SAME padding and a stride (uneven padding); one input channel (its patches are
+# stacked on a leading axis) with both.
 CASES = [
     ((3, 28, 28, 1), 1, 20, (5, 5), 1, "VALID"),
+    ((2, 9, 7, 1), 1, 4, (3, 3), 2, "SAME"),
     ((3, 12, 12, 20), 20, 50, (5, 5), 1, "VALID"),
     ((2, 9, 9, 3), 3, 8, (3, 3), 1, "SAME"),
     ((2, 9, 9, 4), 4, 8, (3, 3), 2, "SAME"),
