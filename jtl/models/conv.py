@@ -65,19 +65,26 @@ def _slices(x: jax.Array, kh: int, kw: int, strides: tuple[int, int],
             for i in range(kh) for j in range(kw)]
 
 
+def _patches(x: jax.Array, kh: int, kw: int, strides: tuple[int, int],
+             pads: tuple[tuple[int, int], ...]) -> tuple[jax.Array, int]:
+    """im2col's patches and the axis that holds their kh*kw*C columns (kernel (i, j, c) order):
+    (B, OH, OW, kh*kw*C), axis 3, the slices concatenated on the channel axis; with one input
+    channel (a first layer on grey images) (kh*kw, B, OH, OW), axis 0, the slices stacked: on
+    the channel axis their columns would interleave single floats, a slow copy on XLA:CPU,
+    where stacked each slice is one contiguous block."""
+    cols = _slices(x, kh, kw, strides, pads)
+    if len(cols) == 1:
+        return cols[0], 3
+    if x.shape[-1] == 1:
+        return jnp.stack([c[..., 0] for c in cols]), 0
+    return jnp.concatenate(cols, axis=-1), 3
+
+
 def _im2col(x: jax.Array, w: jax.Array, strides: tuple[int, int],
             pads: tuple[tuple[int, int], ...]) -> jax.Array:
     kh, kw, cin, cout = w.shape
-    cols = _slices(x, kh, kw, strides, pads)
-    if cin == 1 and len(cols) > 1:
-        # One input channel (a first layer on grey images): concatenated on the channel axis
-        # the patches' columns would interleave single floats, a slow copy on XLA:CPU; stacked
-        # on a leading axis each slice is one contiguous block, and the matmul contracts that
-        # axis (also the weight gradient's plain (kh*kw, N) x (N, cout) product).
-        patches = jnp.stack([c[..., 0] for c in cols])
-        return lax.dot_general(patches, w.reshape(kh * kw, cout), (((0,), (0,)), ((), ())))
-    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-    return jnp.dot(patches, w.reshape(kh * kw * cin, cout))
+    patches, axis = _patches(x, kh, kw, strides, pads)
+    return lax.dot_general(patches, w.reshape(kh * kw * cin, cout), (((axis,), (0,)), ((), ())))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
