@@ -37,6 +37,7 @@ CLASSES = ("conv fwd matmuls", "conv bwd matmuls", "im2col slices/concat/pads",
            "optimizer update", "elementwise/fusions", "batch draw", "other")
 DISC_WIDTH = 1024
 OPT_FILES = ("/optax/", "jtl/train/optim.py")
+_IM2COL = ("conv.py:_slices", "conv.py:_slices.<locals>.<listcomp>", "conv.py:_patches")
 
 
 # ------------------------------------------------------------------------------------- jtl
@@ -48,7 +49,8 @@ class Instr:
     shape: str
     backward: bool
     has_dot: bool  # a dot, or a fusion whose computation holds one
-    funcs: tuple[str, ...]  # (file, function) of its Python stack, innermost first
+    funcs: tuple[str, ...]  # "file:function" of its Python stack, innermost first
+    inner: frozenset[str] = frozenset()  # a fusion's: its fused instructions' stacks
 
 
 _INSTR = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (.*?) ([a-z][\w\-]*)\((.*)$")
@@ -88,24 +90,27 @@ def parse_hlo(text: str) -> dict[str, Instr]:
         return tuple(f"{file}:{fn}" for file, fn in out)
 
     comp_ops: dict[str, set[str]] = collections.defaultdict(set)
-    raw: dict[str, tuple[str, str, str, str]] = {}
+    comp_funcs: dict[str, set[str]] = collections.defaultdict(set)
+    raw: dict[str, tuple[str, str, str, tuple[str, ...]]] = {}
     comp = ""
     for line in lines:
         if (m := _COMP.match(line)) and " = " not in line:
             comp = m.group(1)
         elif m := _INSTR.match(line):
             name, shape, opcode, rest = m.groups()
+            frame = re.search(r"stack_frame_id=(\d+)", rest)
+            funcs_ = stack(int(frame.group(1))) if frame else ()
             comp_ops[comp].add(opcode)
-            raw[name] = (opcode, shape, rest, comp)
+            comp_funcs[comp].update(funcs_)
+            raw[name] = (opcode, shape, rest, funcs_)
     out = {}
-    for name, (opcode, shape, rest, _) in raw.items():
+    for name, (opcode, shape, rest, funcs_) in raw.items():
         called = re.search(r"calls=%?([\w.\-]+)", rest)
-        has_dot = opcode == "dot" or bool(
-            called and comp_ops.get(called.group(1), set()) & {"dot", "convolution"})
+        called = called.group(1) if called else ""
+        has_dot = opcode == "dot" or bool(comp_ops.get(called, set()) & {"dot", "convolution"})
         op_name = re.search(r'op_name="([^"]*)"', rest)
-        frame = re.search(r"stack_frame_id=(\d+)", rest)
         out[name] = Instr(opcode, shape, bool(op_name and "transpose(" in op_name.group(1)),
-                          has_dot, stack(int(frame.group(1))) if frame else ())
+                          has_dot, funcs_, frozenset(comp_funcs.get(called, ())))
     return out
 
 
@@ -115,6 +120,9 @@ def classify_jtl(ins: Instr) -> str:
         return "optimizer update"
     if re.search(rf"\b{DISC_WIDTH}\b", ins.shape) or "DomainDiscriminator" in stack:
         return "discriminator (fwd+bwd)"
+    if not ins.has_dot and any(f.endswith(_IM2COL) for f in ins.inner):
+        # A fusion of im2col's pads/slices (col2im in the backward), whatever its root op.
+        return "im2col slices/concat/pads"
     if "conv.py:max_pool" in stack:
         return "max-pool bwd" if ins.backward else "max-pool fwd"
     if "conv.py:" in stack:
