@@ -87,6 +87,23 @@ def _im2col(x: jax.Array, w: jax.Array, strides: tuple[int, int],
     return lax.dot_general(patches, w.reshape(kh * kw * cin, cout), (((axis,), (0,)), ((), ())))
 
 
+def _weight_tangent(x: jax.Array, dw: jax.Array, strides: tuple[int, int],
+                    pads: tuple[tuple[int, int], ...]) -> jax.Array:
+    """`_im2col(x, dw)`, the weight's tangent, from patches built channels-first as one
+    (kh*kw*C, N) matrix. Its transpose, the weight gradient patches^T @ g, is then a plain
+    (K, N) x (N, cout) product, which XLA:CPU gives to YNNPACK; from im2col's (N, K) patches
+    XLA folds the transpose into the dot and runs it on Eigen, 1.7-2.8x slower than the
+    forward's product of the same size (benchmarks/README.md, profile)."""
+    kh, kw, cin, cout = dw.shape
+    b = x.shape[0]
+    planes = jnp.moveaxis(x, -1, 0).reshape(cin * b, *x.shape[1:3], 1)  # (C*B, H, W, 1)
+    cols = _slices(planes, kh, kw, strides, pads)  # kh*kw of (C*B, OH, OW, 1)
+    oh, ow = cols[0].shape[1:3]
+    patches = jnp.stack(cols).reshape(kh * kw * cin, b * oh * ow)
+    y = lax.dot_general(patches, dw.reshape(kh * kw * cin, cout), (((0,), (0,)), ((), ())))
+    return y.reshape(b, oh, ow, cout)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
           pads: tuple[tuple[int, int], ...]) -> jax.Array:
@@ -97,11 +114,14 @@ def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
 
 def _conv_jvp(strides, pads, primals, tangents):
     # Differentiated (training): im2col. Its transpose is slices/pads and matmuls, with no
-    # backward convolution, which XLA:CPU runs slowly, and far more slowly inside a scan.
+    # backward convolution, which XLA:CPU runs slowly, and far more slowly inside a scan. The
+    # weight's term on CPU has patches of its own layout, for its transpose's matmul (GPUs
+    # keep the measured plain form: cuBLAS takes transposed operands as they are).
     (x, w), (dx, dw) = primals, tangents
     y = _im2col(x, w, strides, pads)
+    w_term = _weight_tangent if jax.default_backend() == "cpu" else _im2col
     terms = ([] if isinstance(dx, SymbolicZero) else [_im2col(dx, w, strides, pads)]) + (
-        [] if isinstance(dw, SymbolicZero) else [_im2col(x, dw, strides, pads)])
+        [] if isinstance(dw, SymbolicZero) else [w_term(x, dw, strides, pads)])
     dy = functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
     return y, dy
 
