@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from jtl import rundir
 from jtl.domains import Domain, LoadContext, build_domain, check_val_fraction
@@ -307,12 +307,13 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     config's run is refused (or moved aside with `overwrite=true`). `on_complete(workdir,
     summary)` runs after a completed summary is written (e.g. end-of-training measures)."""
     distributed.initialize()  # before any device use; a no-op unless the environment says so
-    cfg = _plain(cfg)
+    raw, cfg = cfg, _plain(cfg)
     check_config(cfg)
     compile_cache.enable()  # a second run of the same shapes starts without compiling
     workdir = Path(workdir)
     if cfg["trainer"].get("seeds") is not None:
-        return train_seeds(cfg, workdir, overrides, on_complete)
+        return train_seeds(raw if isinstance(raw, DictConfig) else cfg, workdir, overrides,
+                           on_complete)
     cfg = resolve_pretrain(cfg)
     primary = distributed.is_primary()  # process 0 owns the run dir; the others only train
     with (rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides)
@@ -361,12 +362,31 @@ def _failure(e: BaseException, cfg: Mapping[str, Any], t0: float) -> dict[str, A
             "method": (cfg.get("method") or {}).get("name"), "wall_time_s": time.time() - t0}
 
 
-def lane_config(cfg: Mapping[str, Any], seed: int) -> dict:
+def lane_config(cfg: DictConfig | Mapping[str, Any], seed: int) -> dict:
     """One seed of a `trainer.seeds` run has the config of a separate run of that seed, so its
-    run dir is an ordinary run (same identity) to jtl.report, NTG pairing and load_run."""
+    run dir is an ordinary run (same identity) to jtl.report, NTG pairing and load_run. A
+    composed (Hydra) config is resolved per seed, so a key interpolating `${seed}` follows it
+    as it would in a separate run."""
+    if isinstance(cfg, DictConfig):
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            cfg.seed, cfg.trainer.seeds = seed, None
+        return _plain(cfg)
     out = copy.deepcopy(dict(cfg))
     out["seed"], out["trainer"] = seed, {**out["trainer"], "seeds": None}
     return out
+
+
+def _check_lanes(lanes: list[_Lane]) -> None:
+    """One vmapped program shares data, model and every setting but the seed: a key that
+    follows the seed (e.g. `target.split_seed: ${seed}`) would give each lane a config it was
+    not trained with."""
+    for lane in lanes[1:]:
+        keys = [k for k in rundir.differing_keys(lanes[0].cfg, lane.cfg) if k != "seed"]
+        if keys:
+            raise JtlError(f"trainer.seeds: seeds {lanes[0].seed} and {lane.seed} differ in "
+                           f"{keys}, not only in the seed; one vmapped program trains one "
+                           "config: run the seeds separately (-m seed=...)")
 
 
 def resolve_pretrain(cfg: dict) -> dict:
@@ -379,17 +399,21 @@ def resolve_pretrain(cfg: dict) -> dict:
     return resolve(cfg, train_and_evaluate)
 
 
-def train_seeds(cfg: Mapping[str, Any], workdir: str | Path, overrides: list[str] | None = None,
+def train_seeds(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
+                overrides: list[str] | None = None,
                 on_complete: Any | None = None) -> dict:
     """`trainer.seeds=[0,1,...]`: every seed of one config trained at once, one compiled
     program vmapped over the seeds (state, keys, batches), each seed's run in
     `<workdir>/seed<s>`. Seeds already completed there are not retrained; a seed that
     diverges fails alone. Returns {"status", "seeds", "runs": {seed: summary}}."""
+    raw, cfg = cfg, _plain(cfg)
     seeds = [_positive_int(s, "trainer.seeds[]", minimum=0) for s in cfg["trainer"]["seeds"]]
     if not seeds or len(set(seeds)) != len(seeds):
         raise JtlError(f"trainer.seeds={seeds}: a non-empty list of distinct seeds")
-    lanes = [_Lane(resolve_pretrain(lane_config(cfg, s)), Path(workdir) / f"seed{s}")
-             for s in seeds]
+    lanes = [_Lane(lane_config(raw, s), Path(workdir) / f"seed{s}") for s in seeds]
+    _check_lanes(lanes)
+    for lane in lanes:
+        lane.cfg = resolve_pretrain(lane.cfg)
     summaries: dict[int, dict] = {}
     failures: list[str] = []
     with contextlib.ExitStack() as stack:

@@ -80,3 +80,13 @@ def test_seeds_are_checked(tmp_path, fast_cfg):
         train_and_evaluate(fast_cfg(*STEPS, "trainer.seeds=[0,1]", "trainer.mesh=2"), tmp_path)
     assert lane_config({"seed": 9, "trainer": {"seeds": [3, 4]}}, 4) == {
         "seed": 4, "trainer": {"seeds": None}}
+
+
+def test_a_key_following_the_seed_is_refused(tmp_path, fast_cfg):
+    # Each lane is resolved as a separate run of its seed would be, so `${seed}` follows it...
+    cfg = fast_cfg(*STEPS, "trainer.seeds=[0,1]", "target.split_seed=${seed}")
+    assert [lane_config(cfg, s)["target"]["split_seed"] for s in (0, 3)] == [0, 3]
+    # ...and one vmapped program cannot train lanes whose data differ: one line, nothing run.
+    with pytest.raises(JtlError, match=r"differ in \['target.split_seed'\]"):
+        train_and_evaluate(cfg, tmp_path)
+    assert not (tmp_path / "seed0").exists()
