@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m jtl.train experiment=digits_m2u
+	$(PY) -m jtl.train experiment=digits_m2u method=dann
 
 test: $(STAMP)
 	$(PY) -m ruff check .
