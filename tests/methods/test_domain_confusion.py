@@ -22,7 +22,9 @@ from method_testkit import (
 
 from jtl.methods.domain_confusion import DomainConfusion, confusion_loss
 
-METHOD = DomainConfusion(weight=0.6, disc_weight=1.3, disc_hidden=8, disc_layers=2)
+# disc_norm="none": the hand gradients call the discriminator per domain (see test_dann.py).
+METHOD = DomainConfusion(weight=0.6, disc_weight=1.3, disc_hidden=8, disc_layers=2,
+                         disc_norm="none")
 
 
 def test_confusion_loss_is_ce_against_uniform():

@@ -45,8 +45,11 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("method", ["dann", "coral"])
 def test_four_devices_match_one(tmp_path, method):
+    # disc_norm=none: BatchNorm's division by the batch std grows float-order noise past
+    # this tolerance in 30 steps; that BatchNorm sees the global batch is tested below.
     fast = [*FAST, f"method={method}", "trainer.steps=30", "trainer.batch_size=32",
-            "trainer.eval_every=30", "trainer.checkpoint_every=30"]
+            "trainer.eval_every=30", "trainer.checkpoint_every=30",
+            *(["method.disc_norm=none"] if method == "dann" else [])]
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(fast), str(tmp_path)],
@@ -68,3 +71,37 @@ def test_mesh_spec_is_checked():
     assert make_mesh(1) is None and make_mesh(None) is None
     with pytest.raises(JtlError, match=r"trainer\.mesh"):
         make_mesh(64)
+
+
+BN_CHILD = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np
+    from flax import nnx
+    from jtl.models.mlp import batch_norm
+    from jtl.train.mesh import make_mesh, batch_constraint
+    g, st = nnx.split(batch_norm(8, nnx.Rngs(0)))
+    st = st.to_pure_dict()
+    x = jax.random.normal(jax.random.key(0), (32, 8)) + jnp.arange(8)
+    x = x.at[:8].add(5.0)  # the first device's quarter differs from the rest
+
+    def f(st, x, shard):
+        x = shard(x) if shard else x
+        m = nnx.merge(g, st)
+        m.train()
+        return m(x), nnx.state(m, nnx.BatchStat).to_pure_dict()
+
+    (y1, s1), (y4, s4) = (jax.jit(lambda a, b: f(a, b, None))(st, x),
+                          jax.jit(lambda a, b: f(a, b, batch_constraint(make_mesh("auto"))))(st, x))
+    print(float(jnp.abs(y1 - y4).max()), float(jnp.abs(s1["mean"] - s4["mean"]).max()))
+""")
+
+
+def test_batch_norm_normalises_over_the_global_batch():
+    """Split over 4 devices, BatchNorm's statistics are the whole batch's, not each
+    device's quarter (which would differ by ~1.25 in the mean here)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    res = subprocess.run([sys.executable, "-c", BN_CHILD], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    dy, dmean = map(float, res.stdout.split())
+    assert dy < 1e-5 and dmean < 1e-6
