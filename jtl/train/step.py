@@ -1,13 +1,12 @@
 """The pure training functions: one step, and a chunk of steps under `lax.scan`.
 
-State is one pytree {"step", "params", "opt_state"}; "params" holds every variable of the network,
-batch-norm running statistics included: the loss runs the model in training mode and the step
-writes the statistics it updated back (`merge_stats`), so they travel, checkpoint and `vmap`
-with the weights while the optimizer never touches them (`optim.build_optimizer(fixed=...)`). A
-chunk is a pure function of
-(state, data, run_key), so a later grid can `vmap` it over seeds and hyper-parameters and a
-sharded run can split the batch axis without touching method code. Step t's randomness is
-`fold_in(run_key, t)`: the same whatever the chunking or a resume.
+State is one pytree {"step", "params", "opt_state"}; "params" holds every variable of the
+network, batch-norm running statistics included: the loss runs the model in training mode and
+the step writes the statistics it updated back (`merge_stats`), so they travel, checkpoint and
+`vmap` with the weights while the optimizer never touches them (`build_optimizer(fixed=...)`).
+A chunk is a pure function of (state, data, run_key), so a later grid can `vmap` it over seeds
+and hyper-parameters and a sharded run can split the batch axis without touching method code.
+Step t's randomness is `fold_in(run_key, t)`: the same whatever the chunking or a resume.
 """
 
 from __future__ import annotations
