@@ -312,8 +312,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     compile_cache.enable()  # a second run of the same shapes starts without compiling
     workdir = Path(workdir)
     if cfg["trainer"].get("seeds") is not None:
-        return train_seeds(raw if isinstance(raw, DictConfig) else cfg, workdir, overrides,
-                           on_complete)
+        return train_seeds(raw, workdir, overrides, on_complete)
     cfg = resolve_pretrain(cfg)
     primary = distributed.is_primary()  # process 0 owns the run dir; the others only train
     with (rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides)
@@ -517,9 +516,10 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     params = [initial_params(lane.cfg, target, method, net if i == 0 else None)
               for i, lane in enumerate(lanes)]
     blocks = len(net.backbone.blocks)
+    stats = stat_paths(net)  # batch-norm statistics: state, not trained, not counted
     tx = build_optimizer(cfg["optim"], params[0], total, method.trainable,
                          recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks),
-                         fixed=(stats := stat_paths(net)))
+                         fixed=stats)
     mesh = None if vmapped else meshes.make_mesh(tcfg.get("mesh", "auto"))
     meshes.check_batch(mesh, batch_size)
     keep = int(tcfg.get("keep_checkpoints", 2))
