@@ -75,8 +75,11 @@ def path_str(path: tuple) -> str:
     return "/".join(parts)
 
 
+METRICS = ("euclidean", "cosine", "cl2n")
+
+
 def prototype_head(features: jax.Array, labels: jax.Array, num_classes: int,
-                   metric: str = "euclidean") -> dict[str, Any]:
+                   metric: str = "euclidean", center: jax.Array | None = None) -> dict[str, Any]:
     """Nearest-class-mean classifier as a linear head; it needs no training, one labeled
     example per class suffices.
 
@@ -85,20 +88,28 @@ def prototype_head(features: jax.Array, labels: jax.Array, num_classes: int,
     cosine (SimpleShot's L2-normalised features, Wang et al. 2019): m_c the mean of the
     normalised features, argmax_c cos(f, m_c) = argmax_c f . m_c / ||m_c|| (||f|| is the same
     for every class), so kernel = [m_c / ||m_c||], bias = 0.
+    cl2n (SimpleShot's centred then L2-normalised features): cosine on f - `center`, so
+    kernel = [m_c / ||m_c||] of the centred support features and bias = -center . kernel.
     """
-    if metric not in ("euclidean", "cosine"):
-        raise JtlError(f"prototype metric {metric!r}: use euclidean or cosine")
+    if metric not in METRICS:
+        raise JtlError(f"prototype metric {metric!r}: use one of {list(METRICS)}")
+    if (metric == "cl2n") != (center is not None):
+        raise JtlError("prototype metric cl2n takes a center (the mean feature to subtract); "
+                       "euclidean and cosine take none")
     onehot = jax.nn.one_hot(labels, num_classes, dtype=features.dtype)
     counts = onehot.sum(0)
     missing = [int(c) for c in jnp.flatnonzero(counts == 0)]
     if missing:
         raise JtlError(f"head=prototype: classes {missing} have no labeled target example; "
                        "give every class at least one (target.per_class >= 1)")
-    if metric == "cosine":
+    if metric == "cl2n":
+        features = features - center
+    if metric != "euclidean":
         features = features / jnp.maximum(jnp.linalg.norm(features, axis=1, keepdims=True),
                                           1e-12)
     means = (onehot.T @ features) / counts[:, None]
-    if metric == "cosine":
+    if metric != "euclidean":
         kernel = means / jnp.maximum(jnp.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-        return {"kernel": kernel.T, "bias": jnp.zeros(num_classes, features.dtype)}
+        bias = jnp.zeros(num_classes, features.dtype) if center is None else -kernel @ center
+        return {"kernel": kernel.T, "bias": bias}
     return {"kernel": means.T, "bias": -0.5 * jnp.sum(means**2, axis=1)}
