@@ -3,7 +3,8 @@
     .venv/bin/python experiments/finetune_vs_freeze/run.py [--only GRID] [--dry]
 
 GRID: curves, new_classes (the MLP design), new_classes_lenet (the second design: LeNet source,
-10 episodes whose seed also draws the support set; README).
+10 episodes whose seed also draws the support set), new_classes_select (the third: 30 fresh
+episodes, the head chosen by select_head.py; README).
 
 Every run is `jtl.train.train_and_evaluate` of a config composed from `conf/` exactly as
 `python -m jtl.train <overrides>` would (the overrides are printed), into
@@ -68,6 +69,11 @@ LENET_ARMS = {"target_only": [],
               "linear_probe": ["transfer=linear_probe", LENET_PRE]}
 # Run order: the goal's arms at every k and episode first, then the others.
 LENET_PHASES = (("target_only", "prototype"), ("finetune", "linear_probe"))
+# The third design (README), fixed before its runs: 30 fresh episodes, k = 1 for all of them
+# first; its selected head (select_head.py: conv2, cosine) is scored by layers.py from each
+# `prototype` run's backbone and support set.
+SELECT_EPISODES = tuple(range(100, 130))
+SELECT_ARMS = ("target_only", "prototype")
 
 
 def curves() -> list[tuple[Path, list[str]]]:
@@ -111,7 +117,20 @@ def new_classes_lenet() -> list[tuple[Path, list[str]]]:
     return jobs
 
 
-GRIDS = {"new_classes": new_classes, "new_classes_lenet": new_classes_lenet, "curves": curves}
+def new_classes_select() -> list[tuple[Path, list[str]]]:
+    jobs = []
+    for k in NEW_KS:
+        for seed in SELECT_EPISODES:
+            for direction, base in LENET_DIRECTIONS.items():
+                for arm in SELECT_ARMS:
+                    overrides = [*base, f"target.per_class={k}", f"seed={seed}",
+                                 f"target.split_seed={seed}", *LENET_ARMS[arm]]
+                    jobs.append((RUNS / "new_classes_select" / direction / arm / f"k{k}" /
+                                 f"seed{seed}", overrides))
+    return jobs
+
+
+GRIDS = {"new_classes": new_classes, "new_classes_select": new_classes_select, "new_classes_lenet": new_classes_lenet, "curves": curves}
 
 
 def main() -> None:

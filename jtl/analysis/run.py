@@ -127,7 +127,7 @@ class LoadedRun:
         level = absl.level
         absl.setLevel(logging.ERROR)
         try:
-            return initial_params(self.cfg, self.target, self.method)
+            return initial_params(self.cfg, self.target, self.method, source=self.source)
         finally:
             absl.setLevel(level)
 

@@ -454,9 +454,10 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
 
 
 def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
-                   net: Network | None = None) -> Any:
+                   net: Network | None = None, source: Domain | None = None) -> Any:
     """The parameters a run starts from: fresh (`net`, else built from the config's init
-    seed), then what `init_from` loads, then the recipe's head (prototype)."""
+    seed), then what `init_from` loads, then the recipe's head (prototype; its cl2n centre
+    may be the `source` train set's mean feature)."""
     if net is None:
         net = build_network(cfg["model"], target.num_classes, method, init_seed(cfg))
     graphdef, params = nnx.split(net)
@@ -467,8 +468,13 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
                                           cfg.get("dont_load"), cfg.get("init_from_step"))
         log.info("init_from %s: loaded %d arrays", cfg["init_from"], len(loaded))
     if recipe.head == "prototype":
+        center = None
+        if recipe.metric == "cl2n" and recipe.center == "source":
+            if source is None:
+                raise JtlError("transfer.metric=cl2n with center=source needs the source domain")
+            center = source.train
         params = with_prototype_head(graphdef, params, target.train, target.num_classes,
-                                     recipe.metric)
+                                     recipe.metric, center)
     return params
 
 
@@ -513,7 +519,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     has_conv = type(net.backbone).has_conv
     graphdef, _ = nnx.split(net)
     recipe = Recipe.from_cfg(cfg.get("transfer"))
-    params = [initial_params(lane.cfg, target, method, net if i == 0 else None)
+    params = [initial_params(lane.cfg, target, method, net if i == 0 else None, source)
               for i, lane in enumerate(lanes)]
     blocks = len(net.backbone.blocks)
     stats = stat_paths(net)  # batch-norm statistics: state, not trained, not counted

@@ -7,7 +7,8 @@ replace the head, `freeze` regexes) and a `transfer:` section for what they cann
       name: freeze_k
       freeze_k: 1          # the first k backbone blocks join `freeze`
       head: linear         # linear | prototype (nearest class mean of labeled target features)
-      metric: euclidean    # the prototype head's: euclidean | cosine
+      metric: euclidean    # the prototype head's: euclidean | cosine | cl2n
+      center: source       # cl2n's: the mean feature of the source train set | of the support
       groups: []           # per-group optimizer settings (jtl.train.optim.Group)
       layer_decay: null    # discriminative lr: block i of n at lr / decay^(n - i), head at lr
 
@@ -31,9 +32,10 @@ from flax import nnx
 
 from jtl.domains import Split
 from jtl.errors import JtlError
-from jtl.models.base import prototype_head
+from jtl.models.base import METRICS, prototype_head
 
 HEADS = ("linear", "prototype")
+CENTERS = ("source", "support")  # cl2n's center: which labeled set's mean feature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Recipe:
     freeze_k: int = 0
     head: str = "linear"
     metric: str = "euclidean"
+    center: str = "source"
     groups: tuple[Mapping[str, Any], ...] = ()
     layer_decay: float | None = None
 
@@ -58,6 +61,10 @@ class Recipe:
         recipe = cls(**{**cfg, "groups": tuple(cfg.get("groups") or ())})
         if recipe.head not in HEADS:
             raise JtlError(f"transfer.head={recipe.head!r}: use one of {list(HEADS)}")
+        if recipe.metric not in METRICS:
+            raise JtlError(f"transfer.metric={recipe.metric!r}: use one of {list(METRICS)}")
+        if recipe.center not in CENTERS:
+            raise JtlError(f"transfer.center={recipe.center!r}: use one of {list(CENTERS)}")
         if isinstance(recipe.freeze_k, bool) or not isinstance(recipe.freeze_k, int) or \
                 recipe.freeze_k < 0:
             raise JtlError(f"transfer.freeze_k={recipe.freeze_k!r}: an integer >= 0")
@@ -96,13 +103,22 @@ class Recipe:
 
 
 def with_prototype_head(graphdef: nnx.GraphDef, params: dict, train: Split, num_classes: int,
-                        metric: str = "euclidean", batch_size: int = 1000) -> dict:
+                        metric: str = "euclidean", center: Split | None = None,
+                        batch_size: int = 1000) -> dict:
     """`params` with the head set to the class means of the labeled target train features
-    (`jtl.models.base.prototype_head`), computed with the (loaded) backbone."""
+    (`jtl.models.base.prototype_head`), computed with the (loaded) backbone. cl2n subtracts
+    the mean feature of `center` (SimpleShot: the source train set), or of `train` when
+    `center` is None."""
     model = nnx.merge(graphdef, params)
     embed = jax.jit(lambda x: model.backbone(x))
-    feats = jnp.concatenate([embed(jnp.asarray(train.x[i:i + batch_size]))
-                             for i in range(0, len(train), batch_size)])
-    head = prototype_head(feats, jnp.asarray(train.y), num_classes, metric)
+
+    def feats(split: Split) -> jax.Array:
+        return jnp.concatenate([embed(jnp.asarray(split.x[i:i + batch_size]))
+                                for i in range(0, len(split), batch_size)])
+
+    support = feats(train)
+    mean = None if metric != "cl2n" else (feats(center) if center is not None else
+                                          support).mean(0)
+    head = prototype_head(support, jnp.asarray(train.y), num_classes, metric, mean)
     return {**params, "head": {k: np.asarray(v, dtype=np.asarray(params["head"][k]).dtype)
                                for k, v in head.items()}}

@@ -40,5 +40,27 @@ def test_cosine_prototype_is_the_nearest_normalised_mean_by_cosine():
         means, axis=1)[None]
     logits = queries @ np.asarray(head["kernel"]) + np.asarray(head["bias"])
     np.testing.assert_array_equal(logits.argmax(1), cos.argmax(1))
-    with pytest.raises(JtlError, match="euclidean or cosine"):
+    with pytest.raises(JtlError, match="use one of"):
         prototype_head(jnp.asarray(feats), jnp.asarray(labels), 3, "manhattan")
+
+
+def test_cl2n_prototype_is_the_nearest_mean_by_cosine_after_centring():
+    rng = np.random.default_rng(2)
+    center = rng.normal(size=4).astype(np.float32) * 5.0  # far from 0: centring must matter
+    feats = center + rng.normal(size=(9, 4)).astype(np.float32)
+    labels = np.arange(9) % 3
+    head = prototype_head(jnp.asarray(feats), jnp.asarray(labels), 3, "cl2n", jnp.asarray(center))
+    unit = (feats - center) / np.linalg.norm(feats - center, axis=1, keepdims=True)
+    means = np.stack([unit[labels == c].mean(0) for c in range(3)])
+    queries = center + rng.normal(size=(200, 4)).astype(np.float32)
+    c = queries - center
+    cos = (c @ means.T) / np.linalg.norm(c, axis=1)[:, None] / np.linalg.norm(means, axis=1)
+    logits = queries @ np.asarray(head["kernel"]) + np.asarray(head["bias"])
+    np.testing.assert_array_equal(logits.argmax(1), cos.argmax(1))
+    # without the centre the plain cosine head decides otherwise on some of these queries
+    plain = prototype_head(jnp.asarray(feats), jnp.asarray(labels), 3, "cosine")
+    assert np.any((queries @ np.asarray(plain["kernel"])).argmax(1) != cos.argmax(1))
+    with pytest.raises(JtlError, match="takes a center"):
+        prototype_head(jnp.asarray(feats), jnp.asarray(labels), 3, "cl2n")
+    with pytest.raises(JtlError, match="take none"):
+        prototype_head(jnp.asarray(feats), jnp.asarray(labels), 3, "cosine", jnp.zeros(4))

@@ -117,3 +117,35 @@ def test_prototype_recipe_on_new_classes_trains_nothing_and_beats_chance(small_c
         if p.startswith("backbone/"):
             np.testing.assert_array_equal(out[p], src[p])
     assert s["target/test/accuracy"] > 0.5  # 1 example per class, 3 classes: chance is 1/3
+
+
+@pytest.mark.parametrize("center", ["source", "support"])
+def test_cl2n_prototype_recipe_centres_on_the_named_set(small_cfg, source_run, tmp_path, center):
+    """The head equals prototype_head on the loaded backbone's features, centred on the mean
+    feature of the source train set or of the support set, as `transfer.center` says."""
+    import jax.numpy as jnp
+
+    from jtl.models.base import prototype_head
+    from jtl.train.runs import features, load_run
+
+    run_dir = tmp_path / center
+    train_and_evaluate(small_cfg("transfer=prototype_cl2n", f"transfer.center={center}",
+                                 f"init_from={source_run}", "target.per_class=2",
+                                 "trainer.batch_over_split=resample",
+                                 "source.classes=[0,1,2,3,4]", "target.classes=[7,8,9]"),
+                       run_dir)
+    r = load_run(run_dir)
+    support = features(r.model, r.target.train.x)
+    mean = (features(r.model, r.source.train.x) if center == "source" else support).mean(0)
+    want = prototype_head(jnp.asarray(support), jnp.asarray(r.target.train.y), 3, "cl2n",
+                          jnp.asarray(mean))
+    got = leaves(final_params(run_dir))
+    np.testing.assert_allclose(got["head/kernel"], want["kernel"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["head/bias"], want["bias"], rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_prototype_metric_or_center_is_a_user_error(small_cfg, source_run, tmp_path):
+    for bad in ("transfer.metric=manhattan", "transfer.center=target"):
+        with pytest.raises(JtlError, match="use one of"):
+            train_and_evaluate(small_cfg("transfer=prototype_cl2n", f"init_from={source_run}",
+                                         bad), tmp_path / bad)
