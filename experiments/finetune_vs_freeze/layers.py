@@ -1,14 +1,16 @@
-"""The prototype head on an earlier layer (`prototype_conv2`), beside the backbone output's.
+"""The prototype head on an earlier layer, beside the backbone output's.
 
     .venv/bin/python experiments/finetune_vs_freeze/layers.py [RUNS/new_classes_lenet]
+    .venv/bin/python experiments/finetune_vs_freeze/layers.py RUNS/new_classes_select selected
 
-For every completed `prototype` run of the LeNet new-classes design (README), the same
-nearest-class-mean head (`jtl.models.base.prototype_head`, Euclidean) on the second conv
-block's output (`backbone/blocks/1`, flattened) of the same loaded source backbone and the same
-support set, scored on the whole target test split. Nothing is trained, so no trainer run is
-needed; each result is written to `<dir>/prototype_conv2/k<k>/seed<s>/prototype.json`, which
-`table.py` reads as an arm. As a check, the head on the backbone output must reproduce the
-run's own recorded accuracy.
+For every completed `prototype` run of a LeNet new-classes design (README), a
+nearest-class-mean head (`jtl.models.base.prototype_head`) on the second conv block's output
+(`backbone/blocks/1`, flattened) of the same loaded source backbone and the same support set,
+scored on the whole target test split: Euclidean (`prototype_conv2`, the second design) or
+cosine (`prototype_selected`, the third design's head chosen by `select_head.py`). Nothing is
+trained, so no trainer run is needed; each result is written to
+`<dir>/<arm>/k<k>/seed<s>/prototype.json`, which `table.py` reads as an arm. As a check, the
+head on the backbone output must reproduce the run's own recorded accuracy.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ HERE = Path(__file__).resolve().parent
 METRIC = "target/test/accuracy"
 LAYER = "backbone/blocks/1"  # LeNet: the second conv block, 4x4x50 after pooling and ReLU
 RESULT = "prototype.json"
+# arm -> (layer, metric), per design
+SECOND = {"prototype_conv2": (LAYER, "euclidean")}
+SELECTED = {"prototype_selected": (LAYER, "cosine")}
 
 
 def layer_prototype_accuracy(run: Run, layer: str, metric: str = "euclidean") -> float:
@@ -41,7 +46,8 @@ def layer_prototype_accuracy(run: Run, layer: str, metric: str = "euclidean") ->
     return float(np.mean(logits.argmax(1) == test.y))
 
 
-def score(run_dir: Path, layer: str = LAYER, tol: float = 1e-3) -> dict:
+def score(run_dir: Path, layer: str = LAYER, metric: str = "euclidean",
+          tol: float = 1e-3) -> dict:
     """The layer prototype's result for one completed `prototype` run (checked against it)."""
     run = load_run(run_dir)
     recorded = float(read_summary(run_dir)[METRIC])
@@ -51,23 +57,29 @@ def score(run_dir: Path, layer: str = LAYER, tol: float = 1e-3) -> dict:
                            f"but the run recorded {recorded:.4f}; the layer result would not "
                            "be comparable")
     return {"status": "completed", "seed": int(run.cfg["seed"]), "layer": layer,
-            METRIC: layer_prototype_accuracy(run, layer), "from_run": str(run_dir),
+            "metric": metric, METRIC: layer_prototype_accuracy(run, layer, metric),
+            "from_run": str(run_dir),
             "backbone_output_accuracy": recorded}
 
 
-def main(root: Path | None = None) -> None:
-    root = root or (Path(sys.argv[1]) if len(sys.argv) > 1 else
-                    HERE / "runs" / "new_classes_lenet")
+def main(root: Path | None = None, arms: dict[str, tuple[str, str]] | None = None) -> None:
+    if root is None:  # the command line
+        root = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs" / "new_classes_lenet"
+        arms = arms or (SELECTED if sys.argv[2:] == ["selected"] else SECOND)
+    arms = arms or SECOND
     for summary in sorted(root.glob("*/prototype/k*/seed*/summary.json")):
         run_dir = summary.parent
-        out = root / run_dir.parts[-4] / "prototype_conv2" / run_dir.parts[-2] / \
-            run_dir.parts[-1] / RESULT
-        if out.exists() or (read_summary(run_dir) or {}).get("status") != "completed":
+        if (read_summary(run_dir) or {}).get("status") != "completed":
             continue
-        result = score(run_dir)
-        atomic_write_text(out, json.dumps(result, indent=1) + "\n")
-        print(f"{out.relative_to(root)}: {result[METRIC]:.4f} (backbone output "
-              f"{result['backbone_output_accuracy']:.4f})", flush=True)
+        for arm, (layer, metric) in arms.items():
+            out = root / run_dir.parts[-4] / arm / run_dir.parts[-2] / run_dir.parts[-1] / \
+                RESULT
+            if out.exists():
+                continue
+            result = score(run_dir, layer, metric)
+            atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+            print(f"{out.relative_to(root)}: {result[METRIC]:.4f} (backbone output "
+                  f"{result['backbone_output_accuracy']:.4f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ Every run is `jtl.train.train_and_evaluate` of a config composed from `conf/` ex
 `python -m jtl.train <overrides>` would (the overrides are printed), into
 `runs/<grid>/<direction>/<arm>/k<k>/seed<s>`; pretraining runs are found or trained once per
 source and seed in `runs/pretrain` (the `pretrain=` cache). Then `layers.py` adds the
-conv-layer prototype of every LeNet episode, and `table.py` writes the tables and plots.
+conv-layer prototypes of every LeNet episode (second and third design), and `table.py` writes
+the tables and plots.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def new_classes_select() -> list[tuple[Path, list[str]]]:
     return jobs
 
 
-GRIDS = {"new_classes": new_classes, "new_classes_select": new_classes_select, "new_classes_lenet": new_classes_lenet, "curves": curves}
+GRIDS = {"new_classes": new_classes, "new_classes_lenet": new_classes_lenet,
+         "new_classes_select": new_classes_select, "curves": curves}
 
 
 def main() -> None:
@@ -167,6 +169,7 @@ def main() -> None:
         import table
 
         layers.main(RUNS / "new_classes_lenet")
+        layers.main(RUNS / "new_classes_select", layers.SELECTED)
         table.main(RUNS)
 
 

@@ -2,15 +2,16 @@
 
     .venv/bin/python experiments/finetune_vs_freeze/table.py [RUNS]
 
-Writes results.md, results.csv, curves.png, new_classes.png and new_classes_lenet.png beside
-this file. Accuracy is
+Writes results.md, results.csv, curves.png, new_classes.png, new_classes_lenet.png and
+new_classes_select.png beside this file. Accuracy is
 the target test accuracy at the final step (no validation split below k = 10, so every run is
 read at the same, final step). Means and 95% Student-t intervals over seeds come from
 `jtl.measures.stats.mean_ci`; a recipe's gap to `target_only` is paired by seed on the same
 k-shot subset (`jtl.measures.ntg.negative_transfer_gap`: NTG = err(recipe) - err(target_only),
 negative = transfer helped). In the LeNet new-classes design a seed is an episode with its own
-support set, so there the intervals are over episodes. Its `prototype_conv2` arm is read from
-the `prototype.json` files `layers.py` writes.
+support set, so there the intervals are over episodes (both LeNet designs). Their
+`prototype_conv2` and `prototype_selected` arms are read from the `prototype.json` files
+`layers.py` writes.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ def main(root: Path | None = None) -> None:
     root = root or (Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs")
     curves, new = collect(root / "curves"), collect(root / "new_classes")
     lenet = collect(root / "new_classes_lenet")
+    select = collect(root / "new_classes_select")
     arms, new_arms = arms_of(curves), arms_of(new)
     rows: list[dict] = []
     md = "## Accuracy vs k (curves)\n" + table(curves, DIRECTIONS, arms, KS, rows, "curves")
@@ -160,6 +162,10 @@ def main(root: Path | None = None) -> None:
         new, NEW, new_arms, ("1", "5"), rows, "new_classes")
     md += ("\n## One-shot / few-shot on new classes (LeNet source, 10 episodes, second design)\n"
            + table(lenet, NEW, arms_of(lenet), ("1", "5"), rows, "new_classes_lenet",
+                   over="episodes"))
+    md += ("\n## One-shot / few-shot on new classes (LeNet source, 30 fresh episodes, head chosen "
+           "on source classes: third design)\n"
+           + table(select, NEW, arms_of(select), ("1", "5"), rows, "new_classes_select",
                    over="episodes"))
     atomic_write_text(HERE / "results.md", md)
     buf = io.StringIO()
@@ -173,6 +179,8 @@ def main(root: Path | None = None) -> None:
     plot(new, NEW, new_arms, ("1", "5"), HERE / "new_classes.png")
     if lenet:
         plot(lenet, NEW, arms_of(lenet), ("1", "5"), HERE / "new_classes_lenet.png")
+    if select:
+        plot(select, NEW, arms_of(select), ("1", "5"), HERE / "new_classes_select.png")
     print(md)
 
 

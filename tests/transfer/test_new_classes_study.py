@@ -26,6 +26,7 @@ def _module(name: str):
 
 
 run_py, layers, table = _module("run"), _module("layers"), _module("table")
+select_head = _module("select_head")
 
 
 def _value(overrides: list[str], key: str) -> str | None:
@@ -84,3 +85,46 @@ def test_layer_prototype_refuses_a_run_it_does_not_reproduce(prototype_run, monk
         **real(d), "target/test/accuracy": real(d)["target/test/accuracy"] - 0.05})
     with pytest.raises(RuntimeError, match="not be comparable"):
         layers.score(run_dir)
+
+
+def test_third_design_draws_fresh_episodes_with_k1_first():
+    jobs = run_py.new_classes_select()
+    seeds = {int(_value(o, "seed")) for _, o in jobs}
+    assert len(seeds) == 30 and not seeds & set(run_py.EPISODES)  # none reused
+    for run_dir, overrides in jobs:
+        assert _value(overrides, "target.split_seed") == _value(overrides, "seed")
+        assert run_dir.parts[-3] in run_py.SELECT_ARMS
+    half = len(jobs) // 2
+    assert {_value(o, "target.per_class") for _, o in jobs[:half]} == {"1"}
+    assert len({(d.parts[-4], d.parts[-3], d.parts[-1]) for d, _ in jobs[:half]}) == half
+
+
+def test_head_pilot_holds_out_source_classes_only_and_breaks_ties_to_the_earlier():
+    held = set()
+    for f in select_head.FOLDS:
+        base, out = select_head.fold_classes(f)
+        assert len(out) == 2 and sorted(base + out) == [0, 1, 2, 3, 4]  # source digits only
+        held.add(tuple(out))
+    assert len(held) == 5
+    names = [select_head.name(c) for c in select_head.CANDIDATES]
+    means = dict.fromkeys(names, 0.5)
+    means[names[3]], means[names[5]] = 0.80, 0.801  # within 0.2 points: the earlier wins
+    assert select_head.select(means) == names[3]
+    means[names[5]] = 0.81
+    assert select_head.select(means) == names[5]
+
+
+def test_selected_layer_head_equals_the_trainer_cosine_prototype(prototype_run, source_run,
+                                                                tmp_path):
+    """On this MLP the layer is the backbone output, so the layer script's cosine head must
+    give what a trainer run of `transfer=prototype_cosine` on the same support set gives."""
+    root, _, _ = prototype_run
+    layers.main(root, layers.SELECTED)
+    out = json.loads((root / "d" / "prototype_selected" / "k1" / "seed0" / "prototype.json")
+                     .read_text())
+    assert out["metric"] == "cosine"
+    s = train_and_evaluate(compose_cfg([*SMALL, "transfer=prototype_cosine",
+                                        f"init_from={source_run}", "target.per_class=1",
+                                        "trainer.steps=1", "trainer.batch_over_split=resample",
+                                        "target.classes=[5,6,7,8,9]"]), tmp_path / "cos")
+    assert out["target/test/accuracy"] == pytest.approx(s["target/test/accuracy"], abs=1e-6)
