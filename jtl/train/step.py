@@ -11,6 +11,7 @@ Step t's randomness is `fold_in(run_key, t)`: the same whatever the chunking or 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -52,11 +53,27 @@ def merge_stats(params: dict, stats: dict) -> dict:
     return out
 
 
+def frozen_norms(net: nnx.Module, freeze: str | None) -> frozenset[tuple]:
+    """Module paths of the batch-norm layers whose running statistics `freeze` matches: a
+    frozen layer is a fixed function, so it normalises with its running averages and never
+    updates them (what `model.eval()` on a frozen PyTorch backbone does)."""
+    if not freeze:
+        return frozenset()
+    return frozenset(path for path, m in net.iter_modules() if isinstance(m, nnx.BatchNorm)
+                     and re.fullmatch(freeze, "/".join(map(str, (*path, "mean")))))
+
+
 def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransformation,
-              total_steps: int) -> Callable:
+              total_steps: int, frozen: frozenset[tuple] = frozenset()) -> Callable:
+    """One training step; batch-norm layers at `frozen` paths (`frozen_norms`) stay in
+    evaluation mode."""
     def loss_fn(params, batch, key, progress):
         model = nnx.merge(graphdef, params)
         model.train()  # batch statistics in, running averages updated (built in eval mode)
+        if frozen:
+            for path, m in model.iter_modules():
+                if path in frozen:
+                    m.use_running_average = True
         loss, metrics = method.loss(model, batch, key, progress)
         return loss, (metrics, nnx.state(model, nnx.BatchStat).to_pure_dict())
 

@@ -44,7 +44,14 @@ from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
 from jtl.train.optim import build_optimizer
 from jtl.train.selection import make_dev, select_dev
-from jtl.train.step import init_state, make_chunk, make_step, stat_paths, step_keys
+from jtl.train.step import (
+    frozen_norms,
+    init_state,
+    make_chunk,
+    make_step,
+    stat_paths,
+    step_keys,
+)
 from jtl.train.writer import MetricWriter
 from jtl.transfer import Recipe, with_prototype_head
 
@@ -523,9 +530,9 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
               for i, lane in enumerate(lanes)]
     blocks = len(net.backbone.blocks)
     stats = stat_paths(net)  # batch-norm statistics: state, not trained, not counted
-    tx = build_optimizer(cfg["optim"], params[0], total, method.trainable,
-                         recipe.freeze(cfg.get("freeze"), blocks), recipe.all_groups(blocks),
-                         fixed=stats)
+    freeze = recipe.freeze(cfg.get("freeze"), blocks)
+    tx = build_optimizer(cfg["optim"], params[0], total, method.trainable, freeze,
+                         recipe.all_groups(blocks), fixed=stats)
     mesh = None if vmapped else meshes.make_mesh(tcfg.get("mesh", "auto"))
     meshes.check_batch(mesh, batch_size)
     keep = int(tcfg.get("keep_checkpoints", 2))
@@ -554,7 +561,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     spc = steps_per_call(tcfg, has_conv)
     max_loss = tcfg.get("max_loss")
     max_loss = None if max_loss is None else float(max_loss)
-    step_fn = make_step(graphdef, method, tx, total)
+    step_fn = make_step(graphdef, method, tx, total, frozen_norms(net, freeze))
     chunks: dict[int, Any] = {}
     evaluate = make_eval(graphdef)
     eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])

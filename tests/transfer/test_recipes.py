@@ -9,7 +9,8 @@ from flax import nnx
 from jtl.errors import JtlError
 from jtl.train import train_and_evaluate
 from jtl.train.trainer import build
-from tests.transfer.conftest import final_params, leaves
+from tests.conftest import compose_cfg
+from tests.transfer.conftest import SMALL, final_params, leaves
 
 
 def fresh_params(cfg) -> dict[str, np.ndarray]:
@@ -149,3 +150,31 @@ def test_unknown_prototype_metric_or_center_is_a_user_error(small_cfg, source_ru
         with pytest.raises(JtlError, match="use one of"):
             train_and_evaluate(small_cfg("transfer=prototype_cl2n", f"init_from={source_run}",
                                          bad), tmp_path / bad)
+
+
+@pytest.fixture(scope="module")
+def bn_source_run(tmp_path_factory):
+    """A completed run of an MLP with batch norm in both backbone blocks."""
+    run_dir = tmp_path_factory.mktemp("bn") / "src"
+    train_and_evaluate(compose_cfg([*SMALL, "model.norm=batch"]), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("recipe,frozen_blocks", [("feature_extractor", (0, 1)),
+                                                  ("freeze_k", (0,))])
+def test_frozen_batch_norm_keeps_its_running_statistics(small_cfg, bn_source_run, tmp_path,
+                                                        recipe, frozen_blocks):
+    """A frozen block is a fixed function: its batch-norm statistics stay bit-identical to the
+    source's (they would follow the target batches in training mode); a trained block's move."""
+    src = leaves(final_params(bn_source_run))
+    _, out = run(small_cfg, tmp_path, recipe, f"transfer={recipe}", "model.norm=batch",
+                 f"init_from={bn_source_run}")
+    stats = [p for p in out if p.endswith(("/mean", "/var"))]
+    assert len(stats) == 4
+    for p in stats:
+        block = int(p.split("/")[2])
+        if block in frozen_blocks:
+            np.testing.assert_array_equal(out[p], src[p])
+        else:
+            assert not np.array_equal(out[p], src[p])
+    assert not np.array_equal(out["head/kernel"], src["head/kernel"])
