@@ -25,7 +25,7 @@ from flax import nnx
 
 from jtl.errors import JtlError
 from jtl.methods.transductive import Transductive
-from jtl.models.mlp import batch_norm, check_norm
+from jtl.models.base import batch_norm, check_norm
 
 M = TypeVar("M", bound=nnx.Module)
 

@@ -9,22 +9,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jtl.errors import JtlError
-from jtl.models.base import MODELS, Backbone
-
-NORMS = ("none", "batch")
-
-
-def check_norm(norm: str, key: str) -> None:
-    if norm not in NORMS:
-        raise JtlError(f"{key}={norm!r}: use one of {NORMS}")
-
-
-def batch_norm(dim: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    """PyTorch's BatchNorm1d defaults (running-average momentum 0.1, eps 1e-5), as in the TLlib
-    recipes jtl follows; built in evaluation mode (running averages): the training step switches
-    it to batch statistics (jtl/train/step.py), so every other use of the model is inference."""
-    return nnx.BatchNorm(dim, momentum=0.9, epsilon=1e-5, use_running_average=True, rngs=rngs)
+from jtl.models.base import MODELS, Backbone, batch_norm, check_norm
 
 
 class Dense(nnx.Module):

@@ -76,7 +76,7 @@ def test_mesh_spec_is_checked():
 BN_CHILD = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from flax import nnx
-    from jtl.models.mlp import batch_norm
+    from jtl.models.base import batch_norm
     from jtl.train.mesh import make_mesh, batch_constraint
     g, st = nnx.split(batch_norm(8, nnx.Rngs(0)))
     st = st.to_pure_dict()
