@@ -5,8 +5,8 @@ backbone's features back to the image:
 
     loss = mean (dec(f(x)) - x)^2
 
-It reads `source/x` only, so no label reaches it. `head` stays untrained; the backbone is what
-transfers (evaluate it with `measure=[cluster]`).
+It reads `source/x` only, so no label reaches it. `head` stays untrained (`summary.json` says
+so); the backbone is what transfers (evaluate it with `measure=[cluster]`).
 """
 
 from __future__ import annotations

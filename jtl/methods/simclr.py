@@ -7,9 +7,9 @@ the two views of an image together against the other 2B - 2 images of the batch:
     loss = NT-Xent(g(f(aug1(x))), g(f(aug2(x))); temperature)
 
 The loss reads `source/x` only: no label reaches it (the trainer hands a method only the
-arrays in `uses`). The backbone is what transfers; `head` is left untrained (its accuracy in
-`summary.json` is meaningless for this method) and `proj` is dropped after pretraining, as in
-the paper. Evaluate the encoder with `measure=[cluster]`.
+arrays in `uses`). The backbone is what transfers; `head` is left untrained (`summary.json`
+says `head: untrained`: its accuracies are a random head's) and `proj` is dropped after
+pretraining, as in the paper. Evaluate the encoder with `measure=[cluster]`.
 """
 
 from __future__ import annotations

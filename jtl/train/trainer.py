@@ -485,6 +485,19 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
     return params
 
 
+def untrained_head(cfg: Mapping[str, Any], method: Method, freeze: str | None,
+                   recipe: Recipe) -> bool:
+    """True when the run's `head/` is neither trained, nor loaded from a run, nor a prototype:
+    its accuracy is that of a random linear layer (a self-supervised method's run)."""
+    def hit(regex: str | None) -> bool:
+        return bool(regex) and re.fullmatch(regex, "head/kernel") is not None
+
+    trained = hit(method.trainable) and not hit(freeze)
+    loaded = bool(cfg.get("init_from")) and hit(cfg.get("load") or ".*") and not hit(
+        cfg.get("dont_load"))
+    return not (trained or loaded or recipe.head == "prototype")
+
+
 def _lane_state(state: Any, i: int, vmapped: bool) -> Any:
     return jax.tree_util.tree_map(lambda a: a[i], state) if vmapped else state
 
@@ -690,6 +703,11 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
             lane.mngr.close()
 
     labeled = "target" if "target/y" in method.uses else "source"
+    untrained = untrained_head(cfg, method, freeze, recipe)
+    if untrained:
+        log.warning("method=%s trains %s, not head/: the accuracies in summary.json are a "
+                    "random head's; evaluate the backbone with measure=[cluster] or a transfer "
+                    "run (pretrain=...)", cfg["method"]["name"], method.trainable)
     val_policy = (target if labeled == "target" else source).val_policy
     num_params = int(sum(np.size(a) for p, a in zip(param_paths(params[0]),
                                                     jax.tree_util.tree_leaves(params[0]),
@@ -707,6 +725,8 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
         "steps_per_call": spc,
         "vmapped_seeds": len(lanes) if vmapped else 1,
         "num_params": num_params,
+        **({"head": "untrained (random): the accuracies score a random head"}
+           if untrained else {}),
         **lane.last_eval,
         **_selection(lane.writer.rows, labeled, lane.last_eval, total, val_policy),
         "wall_time_s": time.time() - t0,
