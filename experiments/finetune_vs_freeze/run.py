@@ -104,31 +104,30 @@ def new_classes() -> list[tuple[Path, list[str]]]:
     return jobs
 
 
-def new_classes_lenet() -> list[tuple[Path, list[str]]]:
+def episode_jobs(grid: str, episodes: tuple[int, ...],
+                 blocks: list[tuple[tuple[str, ...], str]]) -> list[tuple[Path, list[str]]]:
+    """The LeNet designs' runs: for each (arms, k) block in order, every episode (its seed also
+    draws the support set) of both targets."""
     jobs = []
-    for phase in LENET_PHASES:
-        for k in NEW_KS:
-            for seed in EPISODES:
-                for direction, base in LENET_DIRECTIONS.items():
-                    for arm in phase:
-                        overrides = [*base, f"target.per_class={k}", f"seed={seed}",
-                                     f"target.split_seed={seed}", *LENET_ARMS[arm]]
-                        jobs.append((RUNS / "new_classes_lenet" / direction / arm / f"k{k}" /
-                                     f"seed{seed}", overrides))
+    for arms, k in blocks:
+        for seed in episodes:
+            for direction, base in LENET_DIRECTIONS.items():
+                for arm in arms:
+                    overrides = [*base, f"target.per_class={k}", f"seed={seed}",
+                                 f"target.split_seed={seed}", *LENET_ARMS[arm]]
+                    jobs.append((RUNS / grid / direction / arm / f"k{k}" / f"seed{seed}",
+                                 overrides))
     return jobs
+
+
+def new_classes_lenet() -> list[tuple[Path, list[str]]]:
+    return episode_jobs("new_classes_lenet", EPISODES,
+                        [(phase, k) for phase in LENET_PHASES for k in NEW_KS])
 
 
 def new_classes_select() -> list[tuple[Path, list[str]]]:
-    jobs = []
-    for k in NEW_KS:
-        for seed in SELECT_EPISODES:
-            for direction, base in LENET_DIRECTIONS.items():
-                for arm in SELECT_ARMS:
-                    overrides = [*base, f"target.per_class={k}", f"seed={seed}",
-                                 f"target.split_seed={seed}", *LENET_ARMS[arm]]
-                    jobs.append((RUNS / "new_classes_select" / direction / arm / f"k{k}" /
-                                 f"seed{seed}", overrides))
-    return jobs
+    return episode_jobs("new_classes_select", SELECT_EPISODES,
+                        [(SELECT_ARMS, k) for k in NEW_KS])
 
 
 GRIDS = {"new_classes": new_classes, "new_classes_lenet": new_classes_lenet,
