@@ -43,7 +43,17 @@ class Backbone(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         for block in self.blocks:
             x = block(x)
-        return x
+        return x.reshape(x.shape[0], -1)  # flat features, also when cut after a conv block
+
+    def cut(self, keep: int, input_shape: tuple[int, ...]) -> None:
+        """Keep only the first `keep` blocks (Yosinski et al. 2014's transfer of the first n
+        layers); the features become their flattened output."""
+        n = len(self.blocks)
+        if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= n:
+            raise JtlError(f"transfer.keep_blocks={keep!r}: an integer in 1..{n} (this backbone "
+                           f"has {n} blocks)")
+        self.blocks = nnx.List(list(self.blocks)[:keep])
+        self.feature_dim = int(self(jnp.zeros((1, *input_shape))).shape[1])
 
 
 class Network(nnx.Module):
@@ -63,8 +73,10 @@ class Network(nnx.Module):
 MODELS: Registry[type[Backbone]] = Registry("model", "jtl.models", "model")
 
 
-def build_network(cfg: Mapping[str, Any], num_classes: int, method: Any, seed: int) -> Network:
-    """`conf/model/<name>.yaml` + the method's extra modules -> a Network with fresh params."""
+def build_network(cfg: Mapping[str, Any], num_classes: int, method: Any, seed: int,
+                  keep_blocks: int | None = None) -> Network:
+    """`conf/model/<name>.yaml` + the method's extra modules -> a Network with fresh params;
+    `keep_blocks` cuts the backbone after its first blocks (`Backbone.cut`)."""
     cfg = dict(cfg)
     cls = MODELS.get(cfg.pop("name"))
     input_shape = tuple(cfg.pop("input_shape"))
@@ -73,6 +85,8 @@ def build_network(cfg: Mapping[str, Any], num_classes: int, method: Any, seed: i
         backbone = cls(input_shape=input_shape, rngs=rngs, **cfg)
     except TypeError as e:
         raise JtlError(f"model '{cls.__name__}' config is wrong: {e}") from None
+    if keep_blocks is not None:
+        backbone.cut(keep_blocks, input_shape)
     extra = method.modules(backbone.feature_dim, num_classes, rngs)
     return Network(backbone, num_classes, extra, rngs)
 

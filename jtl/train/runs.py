@@ -109,6 +109,7 @@ def _forward(graphdef: nnx.GraphDef, state: Any, x: jax.Array, layer: str) -> ja
         h = block(h)
         if layer == f"backbone/blocks/{i}":
             return h.reshape(h.shape[0], -1)
+    h = h.reshape(h.shape[0], -1)  # a backbone cut after a conv block (transfer.keep_blocks)
     if layer == "features":
         return h
     logits = model.head(h)

@@ -146,8 +146,14 @@ def build(cfg: Mapping[str, Any]) -> tuple[Domain, Domain, Method, Network]:
     method = build_method(cfg["method"])
     if _has_source_head(method) and not method.source_classes:
         method = dataclasses.replace(method, source_classes=source.num_classes)
-    net = build_network(cfg["model"], target.num_classes, method, init_seed(cfg))
+    net = network(cfg, target.num_classes, method)
     return source, target, method, net
+
+
+def network(cfg: Mapping[str, Any], num_classes: int, method: Method) -> Network:
+    """The run's fresh network: its model, cut where its recipe says (`transfer.keep_blocks`)."""
+    return build_network(cfg["model"], num_classes, method, init_seed(cfg),
+                         Recipe.from_cfg(cfg.get("transfer")).keep_blocks)
 
 
 def init_seed(cfg: Mapping[str, Any]) -> int:
@@ -466,7 +472,7 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
     seed), then what `init_from` loads, then the recipe's head (prototype; its cl2n centre
     may be the `source` train set's mean feature)."""
     if net is None:
-        net = build_network(cfg["model"], target.num_classes, method, init_seed(cfg))
+        net = network(cfg, target.num_classes, method)
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
     recipe = Recipe.from_cfg(cfg.get("transfer"))

@@ -9,6 +9,7 @@ replace the head, `freeze` regexes) and a `transfer:` section for what they cann
       head: linear         # linear | prototype (nearest class mean of labeled target features)
       metric: euclidean    # the prototype head's: euclidean | cosine | cl2n
       center: source       # cl2n's: the mean feature of the source train set | of the support
+      keep_blocks: null    # keep the backbone's first k blocks only; the head sits on their output
       groups: []           # per-group optimizer settings (jtl.train.optim.Group)
       layer_decay: null    # discriminative lr: block i of n at lr / decay^(n - i), head at lr
 
@@ -47,6 +48,7 @@ class Recipe:
     head: str = "linear"
     metric: str = "euclidean"
     center: str = "source"
+    keep_blocks: int | None = None
     groups: tuple[Mapping[str, Any], ...] = ()
     layer_decay: float | None = None
 

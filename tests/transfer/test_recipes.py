@@ -178,3 +178,34 @@ def test_frozen_batch_norm_keeps_its_running_statistics(small_cfg, bn_source_run
         else:
             assert not np.array_equal(out[p], src[p])
     assert not np.array_equal(out["head/kernel"], src["head/kernel"])
+
+
+def test_keep_blocks_cuts_the_backbone_and_loads_what_is_left(small_cfg, source_run, tmp_path):
+    """`transfer.keep_blocks=1`: the network is the source's first block and a new head on
+    its output; that block is loaded bit-identical and frozen under feature_extractor."""
+    src = leaves(final_params(source_run))
+    _, out = run(small_cfg, tmp_path, "cut", "transfer=feature_extractor",
+                 "transfer.keep_blocks=1", f"init_from={source_run}")
+    assert not any(p.startswith("backbone/blocks/1/") for p in out)
+    assert out["head/kernel"].shape == (32, 10)  # on block 0's 32 features, not block 1's 16
+    for p in (p for p in out if p.startswith("backbone/")):
+        np.testing.assert_array_equal(out[p], src[p])
+
+
+def test_keep_blocks_out_of_range_is_a_user_error(small_cfg, source_run, tmp_path):
+    for k in (0, 3):
+        with pytest.raises(JtlError, match=r"keep_blocks=.*1\.\.2"):
+            run(small_cfg, tmp_path, f"k{k}", "transfer=finetune", f"transfer.keep_blocks={k}",
+                f"init_from={source_run}")
+
+
+def test_lenet_cut_after_its_conv_blocks_has_flat_conv_features():
+    import jax.numpy as jnp
+
+    from jtl.methods import build_method
+    from jtl.models import build_network
+
+    cfg = {"name": "lenet", "input_shape": [28, 28, 1]}
+    net = build_network(cfg, 5, build_method({"name": "target_only"}), 0, keep_blocks=2)
+    assert len(net.backbone.blocks) == 2 and net.backbone.feature_dim == 4 * 4 * 50
+    assert net(jnp.zeros((3, 28, 28, 1))).shape == (3, 5)
