@@ -2,8 +2,8 @@
 
     .venv/bin/python experiments/finetune_vs_freeze/table.py [RUNS]
 
-Writes results.md, results.csv, curves.png, new_classes.png, new_classes_lenet.png and
-new_classes_select.png beside this file. Accuracy is
+Writes results.md, results.csv, curves.png, new_classes.png, new_classes_lenet.png,
+new_classes_select.png and new_classes_select_gain.png beside this file. Accuracy is
 the target test accuracy at the final step (no validation split below k = 10, so every run is
 read at the same, final step). Means and 95% Student-t intervals over seeds come from
 `jtl.measures.stats.mean_ci`; a recipe's gap to `target_only` is paired by seed on the same
@@ -145,6 +145,39 @@ def plot(runs: dict, groups: dict[str, str], arms: list[str], ks: tuple[str, ...
     plt.close(fig)
 
 
+def plot_gains(runs: dict, groups: dict[str, str], ks: tuple[str, ...], path: Path,
+               over: str = "episodes") -> None:
+    """Each arm's gain over `target_only` (paired, 95% CI) per k: the quantity the verdict
+    reads, which the accuracy plot's unpaired intervals hide."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in arms_of(runs) if a != "target_only"]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], groups.items(), strict=True):
+        for i, arm in enumerate(arms):
+            for j, k in enumerate(ks):
+                g = gap(runs.get((key, arm, k), {}), runs.get((key, "target_only", k), {}))
+                if g is None:
+                    continue
+                m, lo, hi = (-100 * g[f] for f in ("ntg_mean", "ntg_ci_high", "ntg_ci_low"))
+                ax.errorbar(j + (i - (len(arms) - 1) / 2) * 0.12, m, yerr=[[m - lo], [hi - m]],
+                            fmt="o", color=f"C{i + 1}", capsize=3,
+                            label=arm if j == 0 else None)
+        ax.axhline(0, color="k", lw=1)
+        ax.set_xticks(range(len(ks)), [f"k={k}" for k in ks])
+        ax.set_xlim(-0.5, len(ks) - 0.5)
+        ax.set_ylabel(f"gain over target_only (points), paired by {over[:-1]}")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    atomic_savefig(fig, path)
+    plt.close(fig)
+
+
 def arms_of(runs: dict) -> list[str]:
     """target_only first, then the other arms present, by name."""
     return ["target_only", *sorted({a for _, a, _ in runs} - {"target_only"})]
@@ -181,6 +214,7 @@ def main(root: Path | None = None) -> None:
         plot(lenet, NEW, arms_of(lenet), ("1", "5"), HERE / "new_classes_lenet.png")
     if select:
         plot(select, NEW, arms_of(select), ("1", "5"), HERE / "new_classes_select.png")
+        plot_gains(select, NEW, ("1", "5"), HERE / "new_classes_select_gain.png")
     print(md)
 
 

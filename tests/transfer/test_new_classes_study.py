@@ -128,3 +128,28 @@ def test_selected_layer_head_equals_the_trainer_cosine_prototype(prototype_run, 
                                         "trainer.steps=1", "trainer.batch_over_split=resample",
                                         "target.classes=[5,6,7,8,9]"]), tmp_path / "cos")
     assert out["target/test/accuracy"] == pytest.approx(s["target/test/accuracy"], abs=1e-6)
+
+
+def test_a_cut_backbone_prototype_run_equals_the_layer_script(prototype_run, source_run,
+                                                              tmp_path):
+    """`transfer=prototype_cosine transfer.keep_blocks=1` (a trainer run) gives what
+    `layers.py` computes on the first block of the uncut run: the selected head of the third
+    design is a recipe, not only an analysis."""
+    _, run_dir, _ = prototype_run
+    by_layer = layers.score(run_dir, "backbone/blocks/0", "cosine")
+    s = train_and_evaluate(compose_cfg([*SMALL, "transfer=prototype_cosine",
+                                        "transfer.keep_blocks=1", f"init_from={source_run}",
+                                        "target.per_class=1", "trainer.steps=1",
+                                        "trainer.batch_over_split=resample",
+                                        "target.classes=[5,6,7,8,9]"]), tmp_path / "cut")
+    assert s["target/test/accuracy"] == pytest.approx(by_layer["target/test/accuracy"], abs=1e-6)
+
+
+def test_gain_plot_draws_the_paired_gains(tmp_path):
+    runs = {("d", "target_only", "1"): {0: 0.5, 1: 0.6, 2: 0.7},
+            ("d", "prototype", "1"): {0: 0.6, 1: 0.7, 2: 0.75},
+            ("d", "prototype", "5"): {0: 0.9}}  # no target_only at k = 5: not drawn
+    table.plot_gains(runs, {"d": "d"}, ("1", "5"), tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    g = table.gap(runs["d", "prototype", "1"], runs["d", "target_only", "1"])
+    assert -100 * g["ntg_mean"] == pytest.approx((10 + 10 + 5) / 3)
