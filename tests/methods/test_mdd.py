@@ -6,6 +6,8 @@ features standardised over the batch, so the backbone cannot win the game by sca
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,6 +49,10 @@ def np_adv(params, f_s: np.ndarray, f_t: np.ndarray) -> tuple[np.ndarray, np.nda
     a = jax.tree.map(lambda v: np.asarray(v, np.float64), params["adv"])
     f = np.concatenate([f_s, f_t])
     z = (f - f.mean(0)) / np.sqrt(f.var(0) + 1e-5)
+    if "layers" in a:  # TLlib's Linear-ReLU-Linear (adv_hidden)
+        hid, out_layer = a["layers"][0], a["layers"][2]
+        z = np.maximum(z @ hid["kernel"] + hid["bias"], 0.0)
+        a = out_layer
     out = z @ np.asarray(a["kernel"]) + np.asarray(a["bias"])
     return out[:len(f_s)], out[len(f_s):]
 
@@ -89,11 +95,14 @@ def test_loss_matches_the_paper_formula():
     np.testing.assert_allclose(metrics["lambda"], lam, rtol=1e-6)
 
 
-def test_adversary_learns_and_backbone_gets_the_reversed_gradient():
-    graphdef, params = tiny(METHOD)
+@pytest.mark.parametrize("adv_hidden", [1024, 0])  # TLlib's wide f' (default), a linear f'
+def test_adversary_learns_and_backbone_gets_the_reversed_gradient(adv_hidden):
+    method = dataclasses.replace(METHOD, adv_hidden=adv_hidden)
+    atol = 5e-5 if adv_hidden else 1e-6  # float32 sums over the 1024 hidden units
+    graphdef, params = tiny(method)
     batch = make_batch(shift=1.0)
     xs, ys, xt = batch["source"]["x"], batch["source"]["y"], batch["target"]["x"]
-    _, metrics, g = evaluate(METHOD, graphdef, params, batch, PROGRESS)
+    _, metrics, g = evaluate(method, graphdef, params, batch, PROGRESS)
     coeff = float(metrics["lambda"])
     assert 0.01 < coeff < 0.1  # a point where a missing or wrong coefficient would show
 
@@ -114,12 +123,13 @@ def test_adversary_learns_and_backbone_gets_the_reversed_gradient():
     np.testing.assert_allclose(metrics["mdd_loss"], value, rtol=1e-5)
     assert tree_norm(g["adv"]) > 1e-4 and tree_norm(g_tr["backbone"]) > 1e-4
     # f' descends weight * transfer (maximises D) at full strength
-    assert_tree_close(g["adv"], tree_axpy(METHOD.weight, g_tr["adv"]))
+    assert_tree_close(g["adv"], tree_axpy(METHOD.weight, g_tr["adv"]), atol)
     # backbone: CE gradient minus coeff * weight times the transfer gradient
     assert_tree_close(g["backbone"],
-                      tree_axpy(-coeff * METHOD.weight, g_tr["backbone"], g_cls["backbone"]))
+                      tree_axpy(-coeff * METHOD.weight, g_tr["backbone"], g_cls["backbone"]),
+                      atol)
     # the head only provides the (constant) pseudo-labels yhat: source CE only
-    assert_tree_close(g["head"], g_cls["head"])
+    assert_tree_close(g["head"], g_cls["head"], atol)
     # no pull along the feature scale: d/ds transfer(backbone s * (W, b)) = <g_W, W> + <g_b, b>
     p = nnx.to_pure_dict(params)["backbone"]
     radial = sum(float(jnp.vdot(g_tr["backbone"][k], p[k])) for k in ("kernel", "bias"))
@@ -143,6 +153,7 @@ def test_feature_scale_cannot_inflate_the_disparity():
 
 
 def test_bad_values():
-    for bad in ({"margin": 0.0}, {"grl_max": -1.0}, {"schedule": "linear"}):
+    for bad in ({"margin": 0.0}, {"grl_max": -1.0}, {"schedule": "linear"}, {"adv_hidden": -1},
+                {"adv_hidden": True}):
         with pytest.raises(JtlError):
             MDD(**bad)
