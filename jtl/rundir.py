@@ -61,7 +61,8 @@ PRESENTATION_KEYS = (
 # Values that mean "this feature is not used": a key at such a value is left out of the
 # identity, so adding a feature (a key with a neutral default) does not orphan the run dirs
 # made before it existed. null is neutral everywhere; these are the other neutral values.
-NEUTRAL_VALUES = {"transfer": {"name": "none"}, "model.norm": "none", "method.disc_norm": "none"}
+NEUTRAL_VALUES = {"transfer": {"name": "none"}, "model.norm": "none", "method.disc_norm": "none",
+                  "method.adv_hidden": 0}
 
 
 # ---------------------------------------------------------------------------------------------
