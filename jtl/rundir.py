@@ -63,6 +63,12 @@ PRESENTATION_KEYS = (
 # made before it existed. null is neutral everywhere; these are the other neutral values.
 NEUTRAL_VALUES = {"transfer": {"name": "none"}, "model.norm": "none", "method.disc_norm": "none",
                   "method.adv_hidden": 0}
+# Keys added after runs were saved whose default is not their neutral value: a saved config
+# without the key meant the neutral value (the behaviour before the key existed), so
+# `load_config` puts it back and an old run reopens as it was trained, under the same identity.
+LEGACY_VALUES = {("method", "mdd"): {"adv_hidden": 0},
+                 **{("method", m): {"disc_norm": "none"}
+                    for m in ("dann", "cdan", "domain_confusion")}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,9 +214,15 @@ def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise JtlError(f"{run_dir} is not a jtl run dir: {path} is missing")
     cfg = OmegaConf.load(path)
     try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        out = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
-        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+        out = OmegaConf.to_container(cfg, resolve=False)
+    for (group, name), values in LEGACY_VALUES.items():
+        section = out.get(group)
+        if isinstance(section, dict) and section.get("name") == name:
+            for key, value in values.items():
+                section.setdefault(key, value)
+    return out  # type: ignore[return-value]
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:

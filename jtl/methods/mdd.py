@@ -28,16 +28,15 @@ margin * CE(f'_s, yhat_s), unbounded in the feature scale, and LeNet has no norm
 stop it: every digits run diverged (seed 0: `feature_norm` 20 -> 40 -> 5e4 by step 403; ~20
 throughout with grl_max 0). Standardised, the scale direction gets zero gradient.
 
-f' is TLlib's adversarial head, Linear(1024)-ReLU-Linear (`adv_hidden: 1024` in mdd.yaml;
-0, or a config saved before the key existed, = a linear f', `adv/kernel`): with a linear f'
-the backbone won the game on the digits network (BN bottleneck): f' ended up disagreeing
-with f on source (its CE 2-14) and agreeing on target, and the source task went with it
-(source val 96% at step 250 -> 53-63% at 2000); with the wide f' source val stayed at 97%
-(experiments/digits_da/README.md). TLlib's dropout in f' is not replicated.
+f' is TLlib's adversarial head, Linear(1024)-ReLU-Linear (`adv_hidden`; 0 = a linear f',
+`adv/kernel`, which a run saved before the key existed reopens with: `rundir.LEGACY_VALUES`).
+With a linear f' the backbone won the game on the digits network (BN bottleneck): f' ended up
+disagreeing with f on source (its CE 2-14) and agreeing on target, and the source task went
+with it (source val 96% at step 250 -> 53-63% at 2000); with the wide f' source val stayed at
+97% (experiments/digits_da/README.md). TLlib's dropout in f' is not replicated.
 
 Defaults are TLlib's (`tllib/alignment/mdd.py`, digits recipe): margin 4, weight 1,
-grl_max 0.1, standardize (its BN), adv_hidden 1024 (the yaml's; the dataclass keeps 0 so that
-runs saved with a linear f' reopen as they were trained).
+grl_max 0.1, standardize (its BN), adv_hidden 1024.
 """
 
 from __future__ import annotations
@@ -88,7 +87,7 @@ class MDD(Transductive):
     gamma: float = 10.0
     schedule: str = "dann"
     standardize: bool = True
-    adv_hidden: int = 0  # conf/method/mdd.yaml: 1024; a config without the key is linear
+    adv_hidden: int = 1024
 
     def __post_init__(self) -> None:
         if not self.margin > 0 or self.grl_max < 0:

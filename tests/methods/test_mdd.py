@@ -158,26 +158,3 @@ def test_bad_values():
         with pytest.raises(JtlError):
             MDD(**bad)
 
-
-def test_a_run_saved_before_adv_hidden_reopens_with_its_linear_head(fast_cfg, tmp_path):
-    """A config without `adv_hidden` (written before the key existed) means a linear f': the
-    run reopens from its checkpoint, and `adv_hidden: 0` is the same run identity."""
-    from omegaconf import OmegaConf
-
-    from jtl import rundir
-    from jtl.train import train_and_evaluate
-    from jtl.train.runs import load_run
-
-    run_dir = tmp_path / "old"
-    train_and_evaluate(fast_cfg("method=mdd", "method.adv_hidden=0", "trainer.steps=2",
-                                "trainer.eval_every=2", "trainer.checkpoint_every=2",
-                                "trainer.log_every=2"), run_dir)
-    path = run_dir / rundir.CONFIG
-    cfg = OmegaConf.to_container(OmegaConf.load(path))
-    with_key = rundir.fingerprint(cfg)
-    del cfg["method"]["adv_hidden"]
-    path.write_text(OmegaConf.to_yaml(cfg))
-    assert rundir.fingerprint(cfg) == with_key
-    run = load_run(run_dir)
-    assert run.model.adv.kernel.shape == (run.model.backbone.feature_dim, 10)
-    assert rundir.fingerprint({**cfg, "method": {**cfg["method"], "adv_hidden": 1024}}) != with_key
