@@ -88,9 +88,11 @@ def test_csv_equals_numpy_and_markdown_prints(grid: Path, capsys) -> None:
     assert "6 completed runs in 2 groups; skipped 1 not completed (failed: 1)" in out
     header = next(line for line in out.splitlines() if line.startswith("| method.name"))
     # Only the method varies: the seed, paths.* and trainer.progress never group;
-    # method.lambda_max is present for dann only, so it varies too and is a column.
-    assert header.split(" | ")[:3] == ["| method.name", "method.lambda_max", "n"]
-    assert "| dann | 1.0 | 3 |" in out
+    # method.lambda_max is present for dann only, so it varies too and is a column; so is
+    # method.disc_norm, which a dann config without it meant as none (rundir.LEGACY_VALUES).
+    assert header.split(" | ")[:4] == ["| method.name", "method.disc_norm", "method.lambda_max",
+                                       "n"]
+    assert "| dann | none | 1.0 | 3 |" in out
     rows = read_csv(grid / "report.csv")
     for method in ("dann", "target_only"):
         mean, low, high = ci([accuracy(method, s) for s in SEEDS])
@@ -186,7 +188,8 @@ def test_user_mistakes_exit_2_with_a_message(tmp_path: Path, grid: Path, capsys)
     assert main([str(tmp_path / "missing")]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert main([str(grid), "--by", "method.nope"]) == 2
-    assert "Varying keys: ['method.name', 'method.lambda_max']" in capsys.readouterr().err
+    assert ("Varying keys: ['method.name', 'method.disc_norm', 'method.lambda_max']"
+            in capsys.readouterr().err)
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2
     assert "no completed runs" in capsys.readouterr().err
