@@ -42,7 +42,7 @@ from jtl.train import compile_cache, distributed
 from jtl.train import mesh as meshes
 from jtl.train.data import host_batches, train_arrays
 from jtl.train.evaluate import make_eval
-from jtl.train.optim import build_optimizer
+from jtl.train.optim import build_optimizer, trainable_labels
 from jtl.train.selection import make_dev, select_dev
 from jtl.train.step import (
     frozen_norms,
@@ -491,16 +491,20 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
     return params
 
 
-def untrained_head(cfg: Mapping[str, Any], method: Method, freeze: str | None,
+def untrained_head(cfg: Mapping[str, Any], params: Any, method: Method, freeze: str | None,
                    recipe: Recipe) -> bool:
-    """True when the run's `head/` is neither trained, nor loaded from a run, nor a prototype:
-    its accuracy is that of a random linear layer (a self-supervised method's run)."""
-    def hit(regex: str | None) -> bool:
-        return bool(regex) and re.fullmatch(regex, "head/kernel") is not None
-
-    trained = hit(method.trainable) and not hit(freeze)
-    loaded = bool(cfg.get("init_from")) and hit(cfg.get("load") or ".*") and not hit(
-        cfg.get("dont_load"))
+    """True when the run's `head/` is neither trained (by the optimizer's own labels), nor
+    loaded from a run, nor a prototype: its accuracy is that of a random linear layer (a
+    self-supervised method's run)."""
+    labels = trainable_labels(params, method.trainable, freeze)
+    heads = [(p, label) for p, label in zip(param_paths(params),
+                                            jax.tree_util.tree_leaves(labels), strict=True)
+             if p.startswith("head/")]
+    load, dont_load = cfg.get("load") or ".*", cfg.get("dont_load")
+    loaded = bool(cfg.get("init_from")) and any(
+        re.fullmatch(load, p) and not (dont_load and re.fullmatch(dont_load, p))
+        for p, _ in heads)
+    trained = any(label != "frozen" for _, label in heads)
     return not (trained or loaded or recipe.head == "prototype")
 
 
@@ -709,7 +713,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
             lane.mngr.close()
 
     labeled = "target" if "target/y" in method.uses else "source"
-    untrained = untrained_head(cfg, method, freeze, recipe)
+    untrained = untrained_head(cfg, params[0], method, freeze, recipe)
     if untrained:
         log.warning("method=%s trains %s, not head/: the accuracies in summary.json are a "
                     "random head's; evaluate the backbone with measure=[cluster] or a transfer "

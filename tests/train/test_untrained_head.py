@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from jtl.methods import build_method
@@ -23,7 +24,9 @@ from jtl.transfer import Recipe
 ])
 def test_untrained_head(method, cfg, freeze, recipe, untrained):
     m = build_method({"name": method})
-    assert untrained_head(cfg, m, freeze, Recipe.from_cfg(recipe)) is untrained
+    params = {"backbone": {"kernel": np.zeros(2)}, "head": {"bias": np.zeros(2),
+                                                            "kernel": np.zeros(2)}}
+    assert untrained_head(cfg, params, m, freeze, Recipe.from_cfg(recipe)) is untrained
 
 
 def test_a_self_supervised_run_marks_its_accuracy_as_a_random_heads(fast_cfg, tmp_path):
