@@ -63,12 +63,12 @@ PRESENTATION_KEYS = (
 # made before it existed. null is neutral everywhere; these are the other neutral values.
 NEUTRAL_VALUES = {"transfer": {"name": "none"}, "model.norm": "none", "method.disc_norm": "none",
                   "method.adv_hidden": 0}
-# Keys added after runs were saved whose default is not their neutral value: a saved config
-# without the key meant the neutral value (the behaviour before the key existed), so
-# `load_config` puts it back and an old run reopens as it was trained, under the same identity.
-LEGACY_VALUES = {("method", "mdd"): {"adv_hidden": 0},
-                 **{("method", m): {"disc_norm": "none"}
-                    for m in ("dann", "cdan", "domain_confusion")}}
+# Keys added after runs were saved whose default is not their neutral value, by the (group,
+# name) that has them: a saved config without the key meant its neutral value (the behaviour
+# before the key existed), so `load_config` puts it back and an old run reopens as it was
+# trained, under the same identity.
+LEGACY_KEYS = {("method", "mdd"): ("adv_hidden",),
+               **{("method", m): ("disc_norm",) for m in ("dann", "cdan", "domain_confusion")}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,11 +217,11 @@ def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         out = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
         out = OmegaConf.to_container(cfg, resolve=False)
-    for (group, name), values in LEGACY_VALUES.items():
+    for (group, name), keys in LEGACY_KEYS.items():
         section = out.get(group)
         if isinstance(section, dict) and section.get("name") == name:
-            for key, value in values.items():
-                section.setdefault(key, value)
+            for key in keys:
+                section.setdefault(key, NEUTRAL_VALUES[f"{group}.{key}"])
     return out  # type: ignore[return-value]
 
 

@@ -1,4 +1,4 @@
-"""Configs saved before a key existed reopen as they were trained (`rundir.LEGACY_VALUES`):
+"""Configs saved before a key existed reopen as they were trained (`rundir.LEGACY_KEYS`):
 a key added later with a non-neutral default must not change what an old run dir means."""
 
 from __future__ import annotations
