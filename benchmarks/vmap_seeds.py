@@ -1,7 +1,7 @@
 """8 seeds in one vmapped program (`trainer.seeds`) vs 8 sequential runs, wall time with
 compilation, on the digits recipe (MNIST -> USPS) for the MLP and LeNet.
 
-    .venv/bin/python benchmarks/vmap_seeds.py [--steps 500] [--seeds 8] [--models mlp lenet]
+    .venv/bin/python benchmarks/vmap_seeds.py [--steps 500] [--seeds 8] [--models mlp lenet_tllib]
 
 Both modes run in this process, back to back, through `train_and_evaluate` (evaluation at the
 end only), so each sequential run compiles its own step as a separate run does; the ratio
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--method", default="source_only")
-    ap.add_argument("--models", nargs="+", default=["mlp", "lenet"])
+    ap.add_argument("--models", nargs="+", default=["mlp", "lenet_tllib"])
     args = ap.parse_args()
     seeds = list(range(args.seeds))
     print(f"backend: {jax.default_backend()}, devices: {jax.devices()}, jax {jax.__version__}")

@@ -76,6 +76,9 @@ def _fmt(v: Any) -> str:
 def run(overrides: Sequence[str]) -> dict[Path, dict[str, Any]]:
     """Compose, measure, print; returns the values per run dir."""
     cfg = compose(overrides)
+    from jtl import schema
+
+    schema.validate_measure_app(cfg)  # types and ranges of every option, before any work
     import logging
 
     from jtl.measures.run import FeatureOptions, measure_path

@@ -31,8 +31,8 @@ import optax
 from flax import nnx
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from jtl import rundir
-from jtl.domains import Domain, LoadContext, build_domain, check_val_fraction
+from jtl import rundir, schema
+from jtl.domains import Domain, LoadContext, build_domain
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import Network, build_network
@@ -186,32 +186,14 @@ def _positive_int(value: Any, key: str, minimum: int = 1) -> int:
 
 
 def check_config(cfg: Mapping[str, Any]) -> None:
-    """Every numeric trainer key and regex, before any data is loaded or step is taken."""
+    """The config against its typed schema (`jtl.schema`: every key's type and range, unknown
+    keys), then what needs more than one key, before any data is loaded or step is taken."""
+    schema.validate(cfg)
     t = cfg.get("trainer") or {}
-    for key in ("steps", "batch_size", "eval_every", "log_every", "checkpoint_every"):
-        _positive_int(t.get(key), f"trainer.{key}")
-    _positive_int(t.get("keep_checkpoints", 2), "trainer.keep_checkpoints")
     if t.get("seeds") is not None and t.get("mesh", "auto") not in ("auto", None, 1):
         raise JtlError("trainer.seeds runs on one device (vmapped); with trainer.seeds, leave "
                        "trainer.mesh at auto or set it to 1")
     meshes.make_mesh(t.get("mesh", "auto"))
-    if t.get("steps_per_call", "auto") != "auto":
-        _positive_int(t["steps_per_call"], "trainer.steps_per_call")
-    max_loss = t.get("max_loss")
-    if max_loss is not None and (isinstance(max_loss, bool) or
-                                 not isinstance(max_loss, int | float) or not max_loss > 0):
-        raise JtlError(f"trainer.max_loss={max_loss!r}: a positive number, or null to disable")
-    _positive_int(cfg.get("seed", 0), "seed", minimum=0)
-    if cfg.get("init_from_step") is not None:
-        _positive_int(cfg["init_from_step"], "init_from_step")
-    for key in ("load", "dont_load", "freeze"):
-        if cfg.get(key):
-            try:
-                re.compile(str(cfg[key]))
-            except re.error as e:
-                raise JtlError(f"{key}='{cfg[key]}' is not a valid regex ({e})") from e
-    for role in ("source", "target"):
-        check_val_fraction((cfg.get(role) or {}).get("val_fraction", 0.1), role)
     Recipe.from_cfg(cfg.get("transfer")).check_init(cfg)
 
 

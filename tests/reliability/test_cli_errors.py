@@ -18,7 +18,7 @@ from tests.reliability.kit import ARGS, cli, summary
     ("trainer.batch_size=0", "trainer.batch_size=0"),
     ("trainer.log_every=0", "trainer.log_every=0"),
     ("trainer.eval_every=2.5", "trainer.eval_every=2.5"),
-    ("source.val_fraction=1.5", "source.val_fraction=1.5: a fraction in [0, 1)"),
+    ("source.val_fraction=1.5", "source.val_fraction=1.5: must be a number >= 0 and < 1"),
     ("load='backbone/(['", "load='backbone/([' is not a valid regex"),
     ("freeze='*'", "freeze='*' is not a valid regex"),
     ("trainer.batch_size=5000", "larger than the source train split"),
