@@ -14,16 +14,23 @@ A run dir holds
 A run's *identity* is its config minus the keys that do not change its result
 (`PRESENTATION_KEYS`); its fingerprint is a hash of that. A dir resumes only a run of the same
 identity. Everything else in jtl asks this module instead of spelling file names.
+
+Nothing is written through a symlink in a run dir or cache: the lock and the appended files
+(metrics.jsonl, the job log) are opened with O_NOFOLLOW and a link is refused in one line;
+atomic writes `os.replace` a link itself, never its target.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import hashlib
 import json
+import logging
 import math
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -134,16 +141,55 @@ def read_json(path: str | os.PathLike) -> Any | None:
 # Locking
 
 
+def _open_own_file(path: str | os.PathLike, flags: int) -> int:
+    """A descriptor on the regular file `path` (created if missing), never through a symlink
+    (O_NOFOLLOW: a link planted in a run dir or cache would have jtl write into its target)
+    nor onto a FIFO or device (O_NONBLOCK keeps a FIFO from blocking the open)."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            what = "is a symbolic link" if os.path.islink(path) else "has a symbolic link loop"
+            raise JtlError(f"{path} {what}; jtl never writes through links in run dirs and "
+                           "caches: remove it and run again") from None
+        if e.errno in (errno.ENXIO, errno.EISDIR):
+            raise JtlError(f"{path} is not a regular file; remove it and run again") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise JtlError(f"{path} is not a regular file; remove it and run again")
+    return fd
+
+
+def open_append(path: str | os.PathLike, encoding: str | None = "utf-8",
+                errors: str | None = None) -> Any:
+    """`open(path, "a")` for the files jtl appends to (metrics.jsonl, the job log), refusing a
+    symlink or non-regular file with a JtlError instead of writing into what it points at."""
+    fd = _open_own_file(path, os.O_WRONLY | os.O_APPEND)
+    return os.fdopen(fd, "a", encoding=encoding, errors=errors)
+
+
+class LogFile(logging.FileHandler):
+    """Hydra's job log `<run dir>/<job>.log` (conf/hydra/job_logging/jtl.yaml): logging's
+    FileHandler, appending through `open_append`, so a symlinked log is refused, not
+    followed."""
+
+    def _open(self) -> Any:
+        return open_append(self.baseFilename, encoding=self.encoding, errors=self.errors)
+
+
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike, blocking: bool = True,
               busy: str = "") -> Iterator[None]:
     """An exclusive advisory lock (flock) on `path`, released when the block ends or the
-    process dies. Non-blocking: a held lock raises JtlError(`busy`) at once."""
+    process dies. Non-blocking: a held lock raises JtlError(`busy`) at once. The lock file
+    is never a symlink (its content is rewritten: a link's target would be truncated)."""
     import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
+    with os.fdopen(_open_own_file(path, os.O_RDWR), "r+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -205,14 +251,50 @@ def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 # Reading
 
 
-def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """A run dir's composed config as plain containers."""
-    from omegaconf import OmegaConf
+class DamagedConfigError(JtlError):
+    """A run dir's `.hydra/config.yaml` that is not a config (cut, overwritten, not YAML):
+    nobody can tell which run the dir holds."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path} is damaged ({why})")
+        self.path, self.why = path, why
+
+    def __reduce__(self) -> tuple[Any, tuple[Path, str]]:  # crosses process pools
+        return type(self), (self.path, self.why)
+
+
+# Top-level keys of every config jtl trains (conf/config.yaml): a saved config without one of
+# them was cut short.
+RUN_KEYS = ("source", "target", "model", "method", "optim", "trainer", "seed")
+
+
+def load_config(run_dir: str | os.PathLike, complete: bool = False) -> dict[str, Any]:
+    """A run dir's composed config as plain containers. A file that is not a YAML mapping
+    raises DamagedConfigError (one line); `complete`: so does one without every `RUN_KEYS` key
+    (what rebuilding the run needs)."""
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     path = Path(run_dir) / CONFIG
     if not path.exists():
         raise JtlError(f"{run_dir} is not a jtl run dir: {path} is missing")
-    cfg = OmegaConf.load(path)
+    why = None
+    try:
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException) as e:
+        why = f"not a YAML config: {str(e).splitlines()[0]}"
+    except UnicodeDecodeError:
+        why = "not text"
+    except IsADirectoryError:
+        why = "a directory"
+    if why is None and not (isinstance(cfg, DictConfig) and len(cfg)):
+        why = "empty" if isinstance(cfg, DictConfig) else "not a mapping"
+    if why is None and complete:
+        missing = [k for k in RUN_KEYS if k not in cfg]
+        why = f"cut short: no {', '.join(missing)}" if missing else None
+    if why is not None:
+        raise DamagedConfigError(path, why)
     try:
         out = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
@@ -222,6 +304,10 @@ def load_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         if isinstance(section, dict) and section.get("name") == name:
             for key in keys:
                 section.setdefault(key, NEUTRAL_VALUES[f"{group}.{key}"])
+    if "inputs" not in out:  # saved before inputs were recorded: the files as read now
+        from jtl import inputs
+
+        out = inputs.record(out)
     return out  # type: ignore[return-value]
 
 
@@ -280,19 +366,46 @@ def read_measures(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
 
 def find_runs(root: str | os.PathLike, exclude: Sequence[Path] = ()) -> list[Path]:
     """Run dirs (holding `.hydra/config.yaml`) under `root`, itself included, not under
-    `exclude` (e.g. a baselines cache)."""
-    root = Path(root)
+    `exclude` (e.g. a baselines cache); run dirs reached through a symlink count
+    (`walk_dirs`)."""
     excluded = [Path(e).resolve() for e in exclude]
     out = []
-    for cfg_path in sorted(root.rglob("config.yaml")):
-        if cfg_path.parent.name != CONFIG.parent.name:
+    for run in walk_dirs(root):
+        if not (run / CONFIG).is_file():
             continue
-        run = cfg_path.parent.parent
         resolved = run.resolve()
         if any(resolved == e or e in resolved.parents for e in excluded):
             continue
         out.append(run)
-    return out
+    return sorted(out)
+
+
+def walk_dirs(root: str | os.PathLike) -> Iterator[Path]:
+    """Every directory under `root`, itself included, following symlinks (a sweep's cell may
+    be a link to a run kept elsewhere; `Path.rglob` skips those), each real directory once,
+    so a link cycle ends. Breadth first: a dir reached by several paths gets the shortest."""
+    seen: set[tuple[int, int]] = set()
+    queue = collections.deque([Path(root)])
+    while queue:
+        d = queue.popleft()
+        try:
+            st = os.stat(d)
+            if (st.st_dev, st.st_ino) in seen or not stat.S_ISDIR(st.st_mode):
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(d) as entries:
+                subs = sorted(e.name for e in entries if _is_dir(e))
+        except OSError:  # vanished, unreadable, a loop: nothing under it to read
+            continue
+        yield d
+        queue.extend(d / name for name in subs)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows a symlink
+    except OSError:
+        return False
 
 
 def require_completed(run_dir: str | os.PathLike, step: int | None, what: str) -> int | None:
@@ -419,24 +532,29 @@ def claim(run_dir: str | os.PathLike, cfg: Mapping[str, Any], overwrite: bool = 
     fails at once), check that what it holds is a run of the same identity, save the config.
 
     A dir holding another config's checkpoints or completed result is refused, naming the
-    differing keys, unless `overwrite`, which moves it aside (`<dir>.old-<time>`). A dir of
-    another config with nothing to lose (no checkpoint, no completed result) starts over.
+    differing keys, and so is one whose saved config is damaged, or one without a saved config
+    holding files jtl did not write (a user's own metrics.jsonl), unless `overwrite`, which
+    moves it aside (`<dir>.old-<time>`). A dir of another config with nothing to lose (no
+    checkpoint, no completed result) starts over. A path that cannot be a dir (a file, a
+    symlink loop, ...) or a symlinked lock or metrics.jsonl is refused in one line.
     """
     run_dir = Path(run_dir)
+    why = dir_problem(run_dir)
+    if why is not None:
+        raise JtlError(f"cannot use {run_dir} as a run dir: {why}; choose another "
+                       "hydra.run.dir=...")
     try:
         with contextlib.ExitStack() as stack:
             run_dir.mkdir(parents=True, exist_ok=True)
             stack.enter_context(_lock_run(run_dir))
-            saved = (run_dir / CONFIG).exists()
-            keys = differing_keys(load_config(run_dir), cfg) if saved else []
-            if has_state(run_dir) and (keys or not saved):
+            if (run_dir / METRICS).is_symlink():  # appended to, and read back on resume
+                raise JtlError(f"{run_dir / METRICS} is a symbolic link; jtl never writes "
+                               "through links in run dirs: remove it and run again")
+            refusal, keys = _refusal(run_dir, cfg)
+            if refusal is not None:
                 if not overwrite:
-                    what = (f"another config (differing keys: {', '.join(keys[:8])}"
-                            f"{', ...' if len(keys) > 8 else ''})" if saved else
-                            "unknown config (no .hydra/config.yaml)")
                     raise JtlError(
-                        f"{run_dir} holds a run of {what}; resuming it would report its "
-                        "results under this config. Choose another hydra.run.dir=..., or pass "
+                        f"{run_dir} {refusal}. Choose another hydra.run.dir=..., or pass "
                         "overwrite=true to move the old dir aside (kept, renamed).")
                 stack.close()  # release the old dir's lock, then move it
                 old = move_aside(run_dir)
@@ -455,13 +573,94 @@ def claim(run_dir: str | os.PathLike, cfg: Mapping[str, Any], overwrite: bool = 
         raise os_error(cause, run_dir) from e
 
 
+# What may sit in a dir without a saved config that jtl still trains into: its own lock, the
+# job log Hydra opens before jtl runs (appended to, never replaced) and Hydra's .hydra/.
+_BEFORE_CONFIG = (LOCK, CONFIG.parent.name)
+
+
+def _refusal(run_dir: Path, cfg: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """(why `run_dir` cannot hold a run of `cfg`, or None; the keys its saved config differs
+    in)."""
+    if (run_dir / CONFIG).exists() or (run_dir / CONFIG).is_symlink():
+        try:
+            keys = differing_keys(load_config(run_dir), cfg)
+        except DamagedConfigError as e:
+            return (f"holds a run whose {CONFIG} is damaged ({e.why}); nobody can tell "
+                    "which config's run it is"), []
+        if keys and has_state(run_dir):
+            more = ", ..." if len(keys) > 8 else ""
+            return (f"holds a run of another config (differing keys: {', '.join(keys[:8])}"
+                    f"{more}); resuming it would report its results under this config"), keys
+        return None, keys
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in _BEFORE_CONFIG
+                     and not (p.name.endswith(".log") and p.is_file() and not p.is_symlink()))
+    if foreign:
+        listed = ", ".join(foreign[:8]) + (", ..." if len(foreign) > 8 else "")
+        return (f"holds files jtl did not write ({listed}) and no {CONFIG}; training there "
+                "could replace them"), []
+    return None, []
+
+
+def dir_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be or become a directory, or None: it is a file or lies under one,
+    it is a symlink loop or a link to nothing, or a name in it is longer than a file name may
+    be (255 bytes)."""
+    p = Path(path).absolute()
+    for part in p.parts[1:]:
+        n = len(os.fsencode(part))
+        if n > 255:
+            return f"a name in it is {n} bytes long, over the 255 a file name may have"
+    cur = Path(p.anchor)
+    for part in p.parts[1:]:
+        cur = cur / part
+        where = "it" if cur == p else f"{cur}, which it lies under,"
+        try:
+            st = os.stat(cur)
+        except FileNotFoundError:
+            return f"{where} is a symbolic link to nothing" if os.path.islink(cur) else None
+        except OSError as e:
+            return f"{where} is a symbolic link loop" if e.errno == errno.ELOOP else None
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{where} is a file"
+    return None
+
+
+def setup_error(e: BaseException) -> JtlError | None:
+    """A failure to set up a run dir before jtl's code runs, as one line, or None: Hydra
+    making a dir that cannot be one (an OSError), or `LogFile` refusing a symlinked job log
+    (a JtlError that logging's dictConfig wraps in a ValueError)."""
+    if isinstance(e, OSError) and e.filename and e.errno in (
+            errno.EEXIST, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
+        why = dir_problem(e.filename)
+        if why is not None:
+            return JtlError(f"cannot make the directory {e.filename}: {why}; choose another "
+                            "hydra.run.dir=... (or hydra.sweep.dir=...)")
+    if type(e) is ValueError and isinstance(e.__cause__, JtlError):
+        return e.__cause__
+    return None
+
+
+_OS_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def os_cause(e: BaseException | None) -> OSError | None:
-    """The disk-full / read-only / permission OSError behind `e` (libraries such as orbax
-    wrap it), or None."""
+    """The disk-full / read-only / permission OSError behind `e`, or None.
+
+    Libraries wrap it: orbax chains it, and tensorstore (orbax's writer) raises a ValueError
+    that only names it, `RESOURCE_EXHAUSTED: ... No space left on device [os_error_code='28']`;
+    that one comes back as the OSError it names, with the file it names."""
+    import re
+
     seen = 0
     while e is not None and seen < 10:
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES,
-                                                  errno.EPERM):
+        if isinstance(e, OSError) and e.errno in _OS_ERRNOS:
             return e
+        code = re.search(r"os_error_code=['\"]?(\d+)", str(e)) if isinstance(e, ValueError) \
+            else None
+        if code and int(code.group(1)) in _OS_ERRNOS:
+            n = int(code.group(1))
+            path = (re.search(r'Failed writing: "([^"]+)"', str(e))
+                    or re.search(r'local file "([^"]+)"', str(e)))
+            return OSError(n, os.strerror(n), path.group(1) if path else None)
         e, seen = e.__cause__ or e.__context__, seen + 1
     return None

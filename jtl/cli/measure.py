@@ -102,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         run(args)
+    except KeyboardInterrupt:
+        print("\njtl: interrupted", file=sys.stderr)
+        return 130
     except JtlError as e:
         print(f"jtl: error: {e}", file=sys.stderr)
         return 2

@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"warning: {w}", file=sys.stderr)
         print(rep.markdown, end="")
         written = write_report(rep, args.dir, args.plot_metric)
+    except KeyboardInterrupt:
+        print("\njtl: interrupted", file=sys.stderr)
+        return 130
     except JtlError as e:
         print(f"jtl: error: {e}", file=sys.stderr)
         return 2

@@ -132,15 +132,18 @@ def _load_config(run_dir: Path) -> dict[str, Any]:
     flat = flatten(rundir.load_config(run_dir) or {})
     if flat.get("init_from") is not None:
         flat["init_from"] = "set"
+    flat.pop("inputs.init_from", None)  # the init run's checkpoint hash: one per seed
     return flat
 
 
-def load_runs(root: Path) -> tuple[list[Run], Counter[str]]:
-    """Completed runs under `root`, and a count of the skipped ones by status."""
+def load_runs(root: Path, warnings: list[str] | None = None
+              ) -> tuple[list[Run], Counter[str]]:
+    """Completed runs under `root` (also those reached through a symlink), and a count of the
+    skipped ones by status. A run whose saved config is damaged is skipped, with a line in
+    `warnings` naming it."""
     runs: list[Run] = []
     skipped: Counter[str] = Counter()
-    for summary_path in sorted(Path(root).rglob(rundir.SUMMARY)):
-        run_dir = summary_path.parent
+    for run_dir in sorted(d for d in rundir.walk_dirs(root) if (d / rundir.SUMMARY).is_file()):
         summary = rundir.read_summary(run_dir)
         if summary is None:
             skipped[f"unreadable {rundir.SUMMARY}"] += 1
@@ -157,7 +160,13 @@ def load_runs(root: Path) -> tuple[list[Run], Counter[str]]:
             x = _as_number(v)
             if x is not None and _is_metric(k):
                 metrics[k if k not in metrics else f"measures/{k}"] = x
-        config = _load_config(run_dir)
+        try:
+            config = _load_config(run_dir)
+        except rundir.DamagedConfigError as e:
+            skipped[f"damaged {rundir.CONFIG}"] += 1
+            if warnings is not None:
+                warnings.append(f"{run_dir}: skipped, {e}")
+            continue
         if not config and "method" in summary:  # no Hydra config: fall back on the summary
             config = {"method.name": summary["method"]}
         seed = config.get("seed", summary.get("seed"))
@@ -300,9 +309,11 @@ def build_report(
 ) -> Report:
     """Aggregate the runs under `root` into rows (one per group) and a markdown table."""
     root = Path(root)
-    if not root.is_dir():
-        raise JtlError(f"{root} is not a directory; pass a multirun (or runs) dir")
-    runs, skipped = load_runs(root)
+    why = rundir.dir_problem(root)
+    if why is not None or not root.is_dir():
+        raise JtlError(f"{root}: {why or 'not a directory'}; pass a multirun (or runs) dir")
+    warnings: list[str] = []
+    runs, skipped = load_runs(root, warnings)
     if not runs:
         raise JtlError(f"no completed runs under {root} (looked for */{rundir.SUMMARY}; skipped "
                        f"{sum(skipped.values())} not completed)")
@@ -324,7 +335,7 @@ def build_report(
     else:
         metrics = available
     groups = group_runs(runs, keys)
-    warnings: list[str] = [
+    warnings += [
         f"{r.path}: measures {', '.join(r.stale[:5])} were taken at another checkpoint step "
         "than its summary's; measure it again" for r in runs if r.stale]
     rows: list[dict[str, Any]] = []

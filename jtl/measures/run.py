@@ -147,6 +147,7 @@ def _feature_measures(run_dir: Path, cfg: Mapping[str, Mapping[str, Any]],
     final accuracies they do not describe)."""
     from jtl.train.runs import load_run
 
+    rundir.load_config(run_dir, complete=True)  # a damaged config: one line, before any load
     step = rundir.require_completed(run_dir, opts.step, "measure")
     with warnings.catch_warnings():  # orbax warns on every restore without a sharding spec
         warnings.filterwarnings("ignore", message="Sharding info not provided")
@@ -156,9 +157,10 @@ def _feature_measures(run_dir: Path, cfg: Mapping[str, Mapping[str, Any]],
 
 def _check_dir(run_dir: str | os.PathLike) -> Path:
     path = Path(run_dir)
-    if not path.is_dir():
-        raise JtlError(f"run_dir {path} does not exist; pass a run dir (holding summary.json) "
-                       "or a sweep dir of them")
+    why = rundir.dir_problem(path)
+    if why is not None or not path.is_dir():
+        raise JtlError(f"run_dir {path}: {why or 'does not exist'}; pass a run dir (holding "
+                       "summary.json) or a sweep dir of them")
     return path
 
 

@@ -31,7 +31,7 @@ class MetricWriter:
         self.rows.append(row)
         if self.path is None:
             return
-        with open(self.path, "a") as f:
+        with rundir.open_append(self.path) as f:  # never through a symlink
             f.write(json.dumps(row, sort_keys=True) + "\n")
         if self.tb is not None:
             for k, v in metrics.items():
