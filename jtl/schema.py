@@ -77,6 +77,9 @@ class Trainer:
     keep_checkpoints: int = bound(ge=1, default=2)
     steps_per_call: int | Literal["auto"] = bound(ge=1, default="auto")
     seeds: list[int] | None = bound(ge=0, le=SEED_MAX, default=None)
+    # Set by trainer.seeds on each seed's run where the program's width changes its numbers
+    # (jtl.train.trainer.lanes_change_results); never set by hand.
+    lanes: int | None = bound(ge=2, default=None)
     mesh: int | Literal["auto"] | None = bound(ge=1, default="auto")
     data_on_device: bool | Literal["auto"] = "auto"
     progress: bool = True
@@ -161,7 +164,7 @@ class Root:
 
 
 # Sections validated elsewhere or not at all (Hydra's own, measure options by `measures`).
-UNCHECKED = ("hydra", "measure")
+UNCHECKED = ("hydra", "measure", "inputs")  # inputs: recorded by jtl.inputs, not set by hand
 GROUPS = ("paths", "source", "target", "model", "method", "optim", "trainer", "transfer")
 REGEX_KEYS = ("load", "dont_load", "freeze")
 

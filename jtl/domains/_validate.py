@@ -16,6 +16,8 @@ import numpy as np
 from jtl.errors import JtlError
 
 ValueRange = tuple[float, float]
+# The most classes an inferred class count may have (a stated `num_classes` may have as many).
+MAX_CLASSES = 100_000
 
 
 def describe(cfg: Mapping[str, Any], role: str = "") -> str:
@@ -50,9 +52,39 @@ def check_split(x: np.ndarray, y: np.ndarray, split: str, where: str) -> None:
     if x.ndim not in (3, 4):
         raise JtlError(f"{where}: {split} images must be (N,H,W) or (N,H,W,C), got shape "
                        f"{x.shape}.")
+    if y.ndim != 1:
+        raise JtlError(f"{where}: {split} labels have shape {y.shape}; give one integer class "
+                       f"id per example, shape ({len(y)},). {_label_shape_hint(y)}")
     if not np.issubdtype(y.dtype, np.integer):
         raise JtlError(f"{where}: {split} labels are {y.dtype}; labels must be integer class "
                        f"ids 0..K-1.")
+
+
+def _label_shape_hint(y: np.ndarray) -> str:
+    """How to turn a (N, 1) column or a one-hot (N, C) matrix into class ids."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        return "Flatten them before saving: y.reshape(-1)."
+    if (y.ndim == 2 and np.issubdtype(y.dtype, np.number) and np.isin(y, (0, 1)).all()
+            and (y.sum(axis=1) == 1).all()):
+        return "They look one-hot: save y.argmax(axis=1)."
+    return "Save the class ids as a 1-D integer array."
+
+
+def check_class_count(arrays: Sequence[tuple[str, np.ndarray, np.ndarray]], num_classes: int,
+                      role: str, where: str) -> None:
+    """An inferred class count (max label + 1) must be plausible: at most MAX_CLASSES and at
+    most half the examples. Sample ids saved as labels fail here, not in a head of 10**12
+    outputs."""
+    n = sum(len(y) for _, _, y in arrays)
+    if num_classes > MAX_CLASSES or num_classes > n / 2:
+        distinct = len(np.unique(np.concatenate([y for _, _, y in arrays])))
+        bound = (f"more than {MAX_CLASSES:,} classes" if num_classes > MAX_CLASSES else
+                 f"more classes than half the {n} examples")
+        raise JtlError(f"{where}: the labels look like sample ids, not class ids: "
+                       f"{distinct} distinct values up to {num_classes - 1} mean "
+                       f"num_classes={num_classes}, {bound}. Save class ids 0..K-1 as the "
+                       f"labels, or state `{config_key(role, 'num_classes')}` if these are "
+                       f"the classes.")
 
 
 def check_labels(y: np.ndarray, split: str, num_classes: int, where: str, fix: str) -> None:
@@ -119,6 +151,18 @@ def check_values(x: np.ndarray, split: str, rng: ValueRange, stated: bool, key: 
                        f"stated: fix the data, or set `{key}=[lo,hi]` if that is their range.")
 
 
+def check_float32(rng: ValueRange, key: str, where: str) -> None:
+    """Images are scaled in float32: the range and its width must be float32 numbers, or
+    every image becomes 0 (a width past 3.4e38) or NaN (a width under 1.2e-38)."""
+    lo, hi = rng
+    biggest, tiniest = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)
+    if not (max(abs(lo), abs(hi)) <= biggest and tiniest <= hi - lo <= biggest):
+        raise JtlError(f"{where}: `{key}`=[{lo:g}, {hi:g}] does not fit float32, in which "
+                       f"images are scaled (|lo|, |hi| and hi - lo at most {biggest:.3g}, "
+                       f"hi - lo at least {tiniest:.3g}); rescale the data or state a range "
+                       f"within these bounds.")
+
+
 def to_unit(x: np.ndarray, rng: ValueRange) -> np.ndarray:
     """[lo, hi] -> [0, 1] in float32 (exactly x / 255 for uint8)."""
     lo, hi = rng
@@ -138,6 +182,7 @@ def check_arrays(arrays: Sequence[tuple[str, np.ndarray, np.ndarray]],
     for split, x, y in arrays:
         check_split(x, y, split, where)
         rng = value_range(x.dtype, user or declared, key, where)
+        check_float32(rng, key, where)
         check_values(x, split, rng, user is not None, key, where)
         ranges.append(rng)
     return ranges

@@ -9,6 +9,7 @@ the validation split used for honest model selection, and shift transforms.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from jtl.domains._validate import (
     check_arrays,
+    check_class_count,
     check_labels,
     check_val_fraction,
     config_key,
@@ -25,6 +27,8 @@ from jtl.domains._validate import (
 )
 from jtl.errors import JtlError
 from jtl.registry import Registry
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,10 @@ class Domain:
     # test split) or "none". Without labels a split holds placeholder zeros that no loss may
     # read (the trainer refuses a method that would) and no accuracy is reported on.
     labels: str = "all"
+    # The data set's class id of each label 0..num_classes-1: (5, 6, 7, 8, 9) after
+    # `classes=[5,6,7,8,9]`, so two domains' label spaces can be compared after relabelling.
+    # Empty: not known (a Domain built by hand).
+    class_ids: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +89,27 @@ class LoadContext:
 
     data_dir: Path
     tfds_dir: Path
+
+
+def load_context(paths: Mapping[str, Any]) -> LoadContext:
+    """The folders of a config's `paths` (or $JTL_DATA_DIR / $JTL_TFDS_DIR, else
+    ../shared/data beside the working dir or the project, and ~/.cache/jtl/tfds)."""
+    data_dir = paths.get("data_dir") or os.environ.get("JTL_DATA_DIR")
+    if not data_dir:
+        candidates = [Path.cwd() / "../shared/data", PROJECT_ROOT / "../shared/data"]
+        data_dir = next((c for c in candidates if c.is_dir()), candidates[-1])
+    tfds_dir = paths.get("tfds_dir") or os.environ.get("JTL_TFDS_DIR") or (
+        Path.home() / ".cache/jtl/tfds")
+    return LoadContext(data_dir=Path(data_dir).resolve(), tfds_dir=Path(tfds_dir))
+
+
+def locate(path: str, data_dir: Path | None) -> Path | None:
+    """A user's file or folder, absolute: as given (absolute, or relative to the working
+    directory), else under `data_dir` (None: not searched there); None when not found."""
+    p = Path(path).expanduser()
+    candidates = [p] if p.is_absolute() or data_dir is None else [p, Path(data_dir) / p]
+    found = next((c for c in candidates if c.exists()), None)
+    return None if found is None else Path(os.path.abspath(found))
 
 
 Loader = Callable[[Mapping[str, Any], LoadContext], RawData]
@@ -134,7 +163,8 @@ def _split_per_class(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
 
 
 def class_subset(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """Indices of `per_class` examples of every class (all of a class if it has fewer)."""
+    """Indices of `per_class` examples of every class present (all of a class if it has
+    fewer: `build_domain` refuses that case first)."""
     rng = np.random.default_rng(seed)
     idx = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     return np.sort(np.concatenate(idx))
@@ -174,18 +204,49 @@ def per_class_budget(value: Any, where: str) -> int | None:
     return int(value)
 
 
+def check_budget(y: np.ndarray, per_class: int, class_ids: tuple[int, ...], where: str,
+                 role: str) -> None:
+    """`per_class=k` needs k training examples of every class: fewer would silently give
+    the unbalanced whole of the smaller classes."""
+    counts = np.bincount(y, minlength=len(class_ids))[: len(class_ids)]
+    fewest = int(np.argmin(counts))
+    if counts[fewest] < per_class:
+        raise JtlError(f"{where}: {config_key(role, 'per_class')}={per_class}, but class "
+                       f"{class_ids[fewest]} has only {int(counts[fewest])} training examples "
+                       f"(the fewest, after the test hold-out); set per_class<="
+                       f"{int(counts[fewest])}, or null for every example.")
+
+
+def check_trainable_classes(y: np.ndarray, classes: list[int], where: str, role: str) -> None:
+    """Every class of `classes=[...]` has a training example: a class without one is never
+    learned, yet scored on the test split."""
+    counts = np.bincount(y, minlength=len(classes))[: len(classes)]
+    missing = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if missing:
+        what = (f"class {missing[0]} has" if len(missing) == 1 else
+                f"classes {missing} have")
+        raise JtlError(f"{where}: {config_key(role, 'classes')}={classes}: {what} no training "
+                       f"example (after the test hold-out); drop it from classes, or give it "
+                       f"training examples.")
+
+
 def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int, where: str,
-                 role: str) -> tuple[np.ndarray, np.ndarray, str]:
+                 role: str, class_ids: tuple[int, ...] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(train, val) indices into the train split, and how val was made.
 
     With `per_class=k` the labeled budget is drawn first and val is carved out of it, so a
     k-shot run reads k labels per class in all, never a val set from the rest of the data.
+    `class_ids` (the class id of each label) checks that the budget exists; None: unchecked
+    (placeholder labels of an unlabeled split).
     """
     val_fraction = check_val_fraction(cfg.get("val_fraction", 0.1), role)
     per_class = per_class_budget(cfg.get("per_class"), where)
     if per_class is None:
         train, val = _split_off(len(y), val_fraction, seed + 1)
         return train, val, VAL_FROM_TRAIN if len(val) else VAL_NONE
+    if class_ids is not None:
+        check_budget(y, per_class, class_ids, where, role)
     budget = class_subset(y, per_class, seed + 2)
     train, val = _split_per_class(y[budget], val_fraction, seed + 1)
     return budget[train], budget[val], VAL_FROM_BUDGET if len(val) else VAL_NONE
@@ -215,6 +276,8 @@ def build_domain(
         arrays.append(("test", np.asarray(raw.x_test), np.asarray(raw.y_test)))
     ranges = check_arrays(arrays, raw.value_range, cfg.get("value_range"), role, where)
     num_classes = raw.num_classes or int(max(y.max() for _, _, y in arrays) + 1)
+    if not raw.num_classes:
+        check_class_count(arrays, num_classes, role, where)
     fix = (f"Fix the labels, or set `{config_key(role, 'num_classes')}` to cover them."
            if "num_classes" in cfg else "Fix the labels.")
     for split, _, y in arrays:
@@ -230,12 +293,16 @@ def build_domain(
             raise JtlError(f"{where}: test_fraction leaves an empty test split; raise it.")
     else:
         (_, x_te, y_te), rng_te = arrays[1], ranges[1]
+    class_ids = tuple(range(num_classes))
     if cfg.get("classes") is not None:  # after the test hold-out, so the test split keeps
         classes = check_classes(cfg["classes"], num_classes, where, role)  # all of theirs
         (x_tr, y_tr), (x_te, y_te) = (select_classes(x_tr, y_tr, classes),
                                       select_classes(x_te, y_te, classes))
-        num_classes = len(classes)
-    tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where, role)
+        if raw.labels == "all":
+            check_trainable_classes(y_tr, classes, where, role)
+        num_classes, class_ids = len(classes), tuple(classes)
+    tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where, role,
+                                      class_ids if raw.labels == "all" else None)
 
     def make(x: np.ndarray, y: np.ndarray, rng: tuple[float, float]) -> Split:
         """Scaled and resized only after subsetting: a 10-shot split resizes 100 images."""
@@ -251,4 +318,4 @@ def build_domain(
         raise JtlError(f"{where}: the train split is empty after subsetting (per_class, "
                        f"max_train, val_fraction); keep more examples.")
     return Domain(name=name, train=train, val=val, test=test, num_classes=num_classes,
-                  val_policy=val_policy, labels=raw.labels)
+                  val_policy=val_policy, labels=raw.labels, class_ids=class_ids)

@@ -16,17 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from jtl.domains.base import DOMAINS, LoadContext, RawData
+from jtl.domains.base import DOMAINS, LoadContext, RawData, locate
 from jtl.errors import JtlError
 
 
 def _resolve(path: str, ctx: LoadContext) -> Path:
-    """As given (absolute, or relative to the working directory), else under `data_dir`."""
+    """As given (absolute, or relative to the working directory), else under `data_dir` (the
+    trainer saves the path found, absolute: `jtl.inputs`)."""
+    found = locate(path, ctx.data_dir)
+    if found is not None and found.is_file():
+        return found
     p = Path(path).expanduser()
     candidates = [p] if p.is_absolute() else [p, Path(ctx.data_dir) / p]
-    for c in candidates:
-        if c.is_file():
-            return c
     tried = ", ".join(str(c.resolve()) for c in candidates)
     raise JtlError(f"npz domain: file '{path}' not found (looked at {tried}). "
                    f"Set `<source|target>.path=/absolute/path/to/file.npz`.")

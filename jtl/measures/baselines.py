@@ -99,8 +99,12 @@ def key_hash(key: Mapping[str, Any]) -> str:
 
 def transfer_signature(cfg: Mapping[str, Any], _depth: int = 0) -> str:
     """A run's identity (`rundir.identity`: presentation keys never split a group) minus its
-    seed; `init_from` stands for the init run's own signature."""
+    seed; `init_from` stands for the init run's own signature (its checkpoint's hash under
+    `inputs`, one per seed, is left out)."""
     c = {k: v for k, v in rundir.identity(cfg).items() if k != "seed"}
+    recorded = {k: v for k, v in (c.pop("inputs", None) or {}).items() if k != "init_from"}
+    if recorded:
+        c["inputs"] = recorded
     init = c.get("init_from")
     if init and _depth < 8:
         try:
@@ -153,7 +157,7 @@ def baseline_overrides(cfg: Mapping[str, Any], seed: int,
         out += [f"++{section}.{k}={override_value(v)}" for k, v in cfg[section].items()
                 if k != "name"]
     out += [f"++trainer.{k}={override_value(v)}" for k, v in cfg["trainer"].items()
-            if k != "progress"]
+            if k not in ("progress", "lanes")]  # a baseline is a run of its own: one lane
     out.append("++trainer.progress=false")
     out += [f"++paths.{k}={override_value(v)}" for k, v in (cfg.get("paths") or {}).items()]
     out += [f"method={method}", f"seed={int(seed)}"]

@@ -31,8 +31,9 @@ import optax
 from flax import nnx
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from jtl import rundir, schema
-from jtl.domains import Domain, LoadContext, build_domain
+from jtl import inputs, rundir, schema
+from jtl.domains import Domain, build_domain
+from jtl.domains.base import load_context
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import Network, build_network
@@ -61,16 +62,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_DATA_LIMIT = 2 << 30
 
 
-def load_context(paths: Mapping[str, Any]) -> LoadContext:
-    data_dir = paths.get("data_dir") or os.environ.get("JTL_DATA_DIR")
-    if not data_dir:
-        candidates = [Path.cwd() / "../shared/data", PROJECT_ROOT / "../shared/data"]
-        data_dir = next((c for c in candidates if c.is_dir()), candidates[-1])
-    tfds_dir = paths.get("tfds_dir") or os.environ.get("JTL_TFDS_DIR") or (
-        Path.home() / ".cache/jtl/tfds")
-    return LoadContext(data_dir=Path(data_dir).resolve(), tfds_dir=Path(tfds_dir))
-
-
 def load_domains(cfg: Mapping[str, Any]) -> tuple[Domain, Domain]:
     ctx = load_context(cfg.get("paths") or {})
     shape = tuple(cfg["model"]["input_shape"])
@@ -83,8 +74,10 @@ def load_domains(cfg: Mapping[str, Any]) -> tuple[Domain, Domain]:
 def check_label_spaces(source: Domain, target: Domain, method: Method) -> None:
     """The one `head` scores the target; a method that trains it on source labels needs the
     source's class count (a method with a `source_classes` field has a source head of its
-    own, e.g. multitask). An unlabeled domain serves only methods that read no labels of it,
-    and the target needs test labels: every run reports target test accuracy."""
+    own, e.g. multitask), and the same classes: after `classes=` relabelling both count
+    0..k-1, so the domains' original class ids (`Domain.class_ids`) are compared. An unlabeled
+    domain serves only methods that read no labels of it, and the target needs test labels:
+    every run reports target test accuracy."""
     for role, dom in (("source", source), ("target", target)):
         if f"{role}/y" in method.uses and dom.labels != "all":
             raise JtlError(
@@ -103,6 +96,17 @@ def check_label_spaces(source: Domain, target: Domain, method: Method) -> None:
             "with one label space, or train the target with method=target_only "
             "init_from=<source run> dont_load='head/.*' (or pretrain=<source experiment> "
             "transfer=finetune).")
+    if ("source/y" in method.uses and "target/y" not in method.uses
+            and not _has_source_head(method) and source.class_ids and target.class_ids
+            and source.class_ids != target.class_ids):
+        raise JtlError(
+            f"source '{source.name}' has class ids {list(source.class_ids)} and target "
+            f"'{target.name}' {list(target.class_ids)} (label k is the k-th of each): method "
+            f"{type(method).__name__} trains the head on source labels only, so it would score "
+            "target images as other classes (a chance-level result). Give source.classes and "
+            "target.classes the same ids in the same order, or train on target labels: "
+            "method=target_only init_from=<source run> dont_load='head/.*' (or "
+            "pretrain=<source experiment> transfer=finetune).")
 
 
 def _has_source_head(method: Method) -> bool:
@@ -141,7 +145,9 @@ def boundaries(total: int, every: list[int]) -> list[int]:
 
 def build(cfg: Mapping[str, Any]) -> tuple[Domain, Domain, Method, Network]:
     """Domains, method and a freshly initialised network of a run's config: shared by training
-    and by `load_run`, so a reopened run is the network that was trained."""
+    and by `load_run`, so a reopened run is the network that was trained (on the files it
+    recorded: `jtl.inputs.verify`)."""
+    inputs.verify(cfg)
     source, target = load_domains(cfg)
     method = build_method(cfg["method"])
     if _has_source_head(method) and not method.source_classes:
@@ -276,21 +282,24 @@ def _divergence(first: int, metrics: dict[str, np.ndarray], max_loss: float | No
 def _inject_fault(step: int, at: str = "step") -> None:
     """Test hook, so reliability tests put faults at known points instead of racing a sleep.
 
-    `JTL_FAULT=<fault>@<step>`: `sigint`, `sigkill` or `enospc` (a full disk) once training
-    reaches the step; `sigkill-in-save` right after the checkpoint save of that step started.
+    `JTL_FAULT=<fault>@<step>`: `sigint` or `sigkill` once training reaches the step;
+    `sigkill-in-save` right after the checkpoint save of that step started; `enospc` (a full
+    disk): the next checkpoint write fails inside orbax as tensorstore's does on a full disk.
     """
     spec = os.environ.get("JTL_FAULT")
     if not spec:
         return
-    import errno
     import signal
 
     fault, when = spec.split("@")
+    if fault not in ("sigint", "sigkill", "sigkill-in-save", "enospc"):
+        raise ValueError(f"JTL_FAULT={spec}: unknown fault {fault!r}")
     if (at == "save") != (fault == "sigkill-in-save") or step < int(when):
         return
     os.environ.pop("JTL_FAULT")
     if fault == "enospc":
-        raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        ckpt.fail_next_write()
+        return
     os.kill(os.getpid(), signal.SIGINT if fault == "sigint" else signal.SIGKILL)
 
 
@@ -303,12 +312,17 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     summary)` runs after a completed summary is written (e.g. end-of-training measures)."""
     distributed.initialize()  # before any device use; a no-op unless the environment says so
     raw, cfg = cfg, _plain(cfg)
+    cfg.pop(inputs.KEY, None)  # a saved config's record: recorded anew below, not an input
     check_config(cfg)
     compile_cache.enable()  # a second run of the same shapes starts without compiling
     workdir = Path(workdir)
     if cfg["trainer"].get("seeds") is not None:
         return train_seeds(raw, workdir, overrides, on_complete)
+    if cfg["trainer"].get("lanes") is not None:
+        raise JtlError("trainer.lanes is set by trainer.seeds on each seed's run (how many "
+                       "seeds trained together); a single run cannot set it")
     cfg = resolve_pretrain(cfg)
+    cfg = inputs.record(cfg, workdir)  # user files and init_from: by content, in the identity
     primary = distributed.is_primary()  # process 0 owns the run dir; the others only train
     with (rundir.claim(workdir, cfg, overwrite=bool(cfg.get("overwrite")), overrides=overrides)
           if primary else contextlib.nullcontext()):
@@ -356,19 +370,44 @@ def _failure(e: BaseException, cfg: Mapping[str, Any], t0: float) -> dict[str, A
             "method": (cfg.get("method") or {}).get("name"), "wall_time_s": time.time() - t0}
 
 
-def lane_config(cfg: DictConfig | Mapping[str, Any], seed: int) -> dict:
+def lane_config(cfg: DictConfig | Mapping[str, Any], seed: int,
+                lanes: int | None = None) -> dict:
     """One seed of a `trainer.seeds` run has the config of a separate run of that seed, so its
-    run dir is an ordinary run (same identity) to jtl.report, NTG pairing and load_run. A
-    composed (Hydra) config is resolved per seed, so a key interpolating `${seed}` follows it
-    as it would in a separate run."""
+    run dir is an ordinary run (same identity) to jtl.report, NTG pairing and load_run; except
+    where the program's width changes the numbers (`lanes_change_results`): then `lanes` (the
+    seeds trained together) is `trainer.lanes`, part of the identity. A composed (Hydra) config
+    is resolved per seed, so a key interpolating `${seed}` follows it as it would in a separate
+    run."""
     if isinstance(cfg, DictConfig):
         cfg = copy.deepcopy(cfg)
         with open_dict(cfg):
             cfg.seed, cfg.trainer.seeds = seed, None
+            if lanes is not None:
+                cfg.trainer.lanes = lanes
         return _plain(cfg)
     out = copy.deepcopy(dict(cfg))
     out["seed"], out["trainer"] = seed, {**out["trainer"], "seeds": None}
+    if lanes is not None:
+        out["trainer"]["lanes"] = lanes
     return out
+
+
+def lanes_change_results(cfg: Mapping[str, Any]) -> bool:
+    """Whether a seed trained beside others (vmapped) can end far from a separate run of it.
+
+    Vmapping reorders float sums; the difference stays at float noise (measured: 1e-6 in the
+    parameters after 60 steps of DANN on the MLP) except under Adam with BatchNorm: a
+    direction whose true gradient is exactly zero (a bias feeding a BatchNorm, which subtracts
+    it) gets reduction-order noise that Adam normalises into lr-sized steps, and the runs part
+    (measured: 1e-2 in weights, 0.1 in BN statistics, 0.3 points of accuracy after 60 steps;
+    the same for 2 and 3 lanes, not for 4, on a 2-core CPU). Such runs carry `trainer.lanes`
+    in their identity, so they are never mixed with separate runs or other widths.
+    """
+    if (cfg.get("optim") or {}).get("name") != "adam":
+        return False
+    method = build_method(cfg["method"])
+    net = nnx.eval_shape(lambda: build_network(cfg["model"], 2, method, 0))
+    return bool(stat_paths(net))
 
 
 def _check_lanes(lanes: list[_Lane]) -> None:
@@ -404,10 +443,11 @@ def train_seeds(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     seeds = [_positive_int(s, "trainer.seeds[]", minimum=0) for s in cfg["trainer"]["seeds"]]
     if not seeds or len(set(seeds)) != len(seeds):
         raise JtlError(f"trainer.seeds={seeds}: a non-empty list of distinct seeds")
-    lanes = [_Lane(lane_config(raw, s), Path(workdir) / f"seed{s}") for s in seeds]
+    width = len(seeds) if lanes_change_results(cfg) and len(seeds) > 1 else None
+    lanes = [_Lane(lane_config(raw, s, width), Path(workdir) / f"seed{s}") for s in seeds]
     _check_lanes(lanes)
     for lane in lanes:
-        lane.cfg = resolve_pretrain(lane.cfg)
+        lane.cfg = inputs.record(resolve_pretrain(lane.cfg), lane.workdir)
     summaries: dict[int, dict] = {}
     failures: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -418,6 +458,13 @@ def train_seeds(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
             if done is not None:
                 summaries[lane.seed] = done
         todo = [lane for lane in lanes if lane.seed not in summaries]
+        if todo and width and len(todo) < width:
+            raise JtlError(
+                f"trainer.seeds={seeds}: seeds {sorted(summaries)} are completed and "
+                f"{[ln.seed for ln in todo]} are not; under Adam with BatchNorm a seed's "
+                f"result depends on how many seeds train beside it (trainer.lanes={width} is "
+                "part of these runs' identity), so the rest cannot be trained alone: run them "
+                "in another dir (hydra.run.dir=...) with trainer.seeds of the same length")
         if todo:
             t0 = time.time()
             try:
@@ -542,7 +589,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     meshes.check_batch(mesh, batch_size)
     keep = int(tcfg.get("keep_checkpoints", 2))
     for lane in lanes:
-        lane.mngr = ckpt.manager(lane.workdir / rundir.CHECKPOINTS, keep)
+        lane.mngr = ckpt.run_manager(lane.workdir / rundir.CHECKPOINTS, keep)
         lane.run_key = jax.random.fold_in(jax.random.key(lane.seed), 1)
     states = _common_start(lanes, meshes.replicate(init_state(params[0], tx), mesh))
     if not int(states[0]["step"]):  # fresh: each lane from its own parameters
@@ -688,6 +735,9 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
         for lane in lanes:
             lane.mngr.wait_until_finished()
         raise RunInterrupted(step, lanes[0].mngr.latest_step()) from None
+    except Exception:
+        ckpt.abandon_saves()  # a failed save's waiting threads would keep the process alive
+        raise
     finally:
         bar.close()
         for lane in lanes:

@@ -72,8 +72,8 @@ def test_a_short_run_learns_the_seen_attributes(fast_cfg, tmp_path):
     with pytest.raises(JtlError, match=r"set method\.seen"):
         train_and_evaluate(fast_cfg("method=dap", f"source.classes={classes}",
                                     f"target.classes={classes}"), tmp_path / "unset")
-    s = train_and_evaluate(cfg, tmp_path)
+    s = train_and_evaluate(cfg, tmp_path / "run")  # not tmp_path: it holds unset/
     assert s["status"] == "completed"
-    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     last = [r for r in rows if "train/seen_dap_acc" in r][-1]
     assert json.loads(last)["train/seen_dap_acc"] > 0.5  # chance among 8 classes: 0.125

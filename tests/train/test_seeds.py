@@ -90,3 +90,47 @@ def test_a_key_following_the_seed_is_refused(tmp_path, fast_cfg):
     with pytest.raises(JtlError, match=r"differ in \['target.split_seed'\]"):
         train_and_evaluate(cfg, tmp_path)
     assert not (tmp_path / "seed0").exists()
+
+
+def test_lanes_join_the_identity_only_under_adam_with_batch_norm(fast_cfg):
+    """Where vmapping parts a seed's run from a separate one beyond float noise (Adam and
+    BatchNorm, `lanes_change_results`), the lane count is part of each seed's identity."""
+    from jtl.train.trainer import lanes_change_results
+
+    dann_bn = fast_cfg("method=dann")  # DANN's discriminator has BatchNorm (disc_norm: batch)
+    assert lanes_change_results(dann_bn)
+    assert not lanes_change_results(fast_cfg("method=dann", "method.disc_norm=none"))
+    assert not lanes_change_results(fast_cfg("method=dann", "optim=sgd"))
+    assert lanes_change_results(fast_cfg("model.norm=batch"))
+    lane = lane_config(dann_bn, 0, lanes=4)
+    assert lane["trainer"]["lanes"] == 4 and lane["trainer"]["seeds"] is None
+    alone = lane_config(dann_bn, 0)
+    assert "lanes" not in alone["trainer"]
+    assert rundir.fingerprint(lane) != rundir.fingerprint(alone)
+    assert rundir.fingerprint(lane_config(dann_bn, 0, lanes=2)) != rundir.fingerprint(lane)
+
+
+def test_adam_batch_norm_lanes_are_kept_apart_from_separate_runs(tmp_path, fast_cfg):
+    extra = ["trainer.steps=4", "trainer.eval_every=4", "trainer.checkpoint_every=4",
+             "trainer.log_every=4", "model.norm=batch"]
+    out = train_and_evaluate(fast_cfg(*extra, "trainer.seeds=[0,1]"), tmp_path / "vm")
+    for seed in (0, 1):
+        cfg = rundir.load_config(tmp_path / "vm" / f"seed{seed}")
+        assert cfg["trainer"]["lanes"] == 2
+        assert out["runs"][seed]["fingerprint"] == rundir.fingerprint(cfg)
+    # A separate run is another config: it does not take over a lane's dir ...
+    with pytest.raises(JtlError, match=r"trainer\.lanes"):
+        train_and_evaluate(fast_cfg(*extra, "seed=0"), tmp_path / "vm" / "seed0")
+    # ... and a single run cannot claim a width.
+    with pytest.raises(JtlError, match=r"set by trainer\.seeds"):
+        train_and_evaluate(fast_cfg(*extra, "+trainer.lanes=2"), tmp_path / "single")
+    # Seeds completed 2-wide are not completed runs of a 3-wide program.
+    with pytest.raises(JtlError, match=r"trainer\.lanes"):
+        train_and_evaluate(fast_cfg(*extra, "trainer.seeds=[0,1,2]"), tmp_path / "vm")
+
+
+def test_a_baseline_of_a_lane_is_a_single_run(fast_cfg):
+    from jtl.measures.baselines import baseline_overrides
+
+    lane = lane_config(fast_cfg("method=dann"), 0, lanes=3)
+    assert not any("lanes" in o for o in baseline_overrides(lane, 0))
