@@ -465,8 +465,14 @@ def read_sweep_failures(sweep_dir: str | os.PathLike) -> list[tuple[Path, str]]:
         lines = (Path(sweep_dir) / SWEEP_FAILURES).read_text().splitlines()
     except FileNotFoundError:
         return []
-    rows = [json.loads(ln) for ln in lines if ln.strip()]
-    return [(Path(r["run_dir"]), r["reason"]) for r in rows]
+    out = []
+    for ln in (ln for ln in lines if ln.strip()):  # a damaged line still counts as a failure
+        try:
+            r = json.loads(ln)
+            out.append((Path(r["run_dir"]), str(r["reason"])))
+        except (ValueError, KeyError, TypeError):
+            out.append((Path(sweep_dir), f"unreadable line in {SWEEP_FAILURES}: {ln[:200]}"))
+    return out
 
 
 def write_measures(run_dir: str | os.PathLike, values: Mapping[str, Any],

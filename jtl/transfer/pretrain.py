@@ -15,11 +15,12 @@ so parallel sweep jobs train it once; the transfer run's `init_from` then points
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jtl import rundir
+from jtl import inputs, rundir
 from jtl.errors import JtlError
 
 log = logging.getLogger("jtl")
@@ -41,8 +42,17 @@ def pretrain_overrides(spec: str | Sequence[str], seed: int,
         items.append(f"seed={int(seed)}")
     for k, v in (paths or {}).items():  # presentation keys: where data and caches live
         if v is not None:
-            items.append(f"++paths.{k}='{v}'")
+            items.append(f"++paths.{k}={quoted(str(v))}")
     return items
+
+
+def quoted(value: str) -> str:
+    """`value` as a single-quoted value of Hydra's override grammar, read back verbatim: a
+    quote is escaped, a run of backslashes before a quote (or the closing quote) is doubled,
+    and `${` is escaped so a path is never taken for an interpolation."""
+    body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
+    return "'" + re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", body) + "'"
 
 
 def compose(overrides: list[str]) -> dict:
@@ -73,7 +83,8 @@ def ensure_pretrained(spec: str | Sequence[str], seed: int, paths: Mapping[str, 
                       train: Train) -> Path:
     """The completed pretraining run of `spec` (seed `seed`), trained first if missing."""
     pcfg = compose(pretrain_overrides(spec, seed, paths))
-    fp, root = rundir.fingerprint(pcfg), cache_root(paths)
+    # The fingerprint of the config as the trainer saves it, its inputs recorded.
+    fp, root = rundir.fingerprint(inputs.record(pcfg)), cache_root(paths)
     found = find_completed(root, fp)
     if found is not None:
         return found
