@@ -1,7 +1,5 @@
 """Domains: a data set, its train/val/test splits, preprocessing and optional shifts."""
 
-from jtl.domains._validate import check_val_fraction
 from jtl.domains.base import DOMAINS, Domain, LoadContext, RawData, Split, build_domain
 
-__all__ = ["DOMAINS", "Domain", "LoadContext", "RawData", "Split", "build_domain",
-           "check_val_fraction"]
+__all__ = ["DOMAINS", "Domain", "LoadContext", "RawData", "Split", "build_domain"]

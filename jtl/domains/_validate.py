@@ -32,15 +32,6 @@ def config_key(role: str, key: str) -> str:
     return f"{role or '<source|target>'}.{key}"
 
 
-def check_val_fraction(value: Any, role: str = "") -> float:
-    """`val_fraction` as a float in [0, 1) (0: no validation split). One check, called by the
-    trainer before any data loads and by `build_domain` for direct callers."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise JtlError(f"{config_key(role, 'val_fraction')}={value!r}: a fraction in [0, 1); 0 "
-                       "means no validation split (model selection then takes the final step)")
-    return float(value)
-
-
 def check_split(x: np.ndarray, y: np.ndarray, split: str, where: str) -> None:
     """Shapes and label type of one split, before any value is looked at."""
     if len(x) != len(y):

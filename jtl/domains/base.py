@@ -20,7 +20,6 @@ from jtl.domains._validate import (
     check_arrays,
     check_class_count,
     check_labels,
-    check_val_fraction,
     config_key,
     describe,
     to_unit,
@@ -194,14 +193,10 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np
     return x[keep], relabel[y[keep]].astype(y.dtype)
 
 
-def per_class_budget(value: Any, where: str) -> int | None:
-    """`per_class`: k >= 1 labeled examples per class, or null / `all` for every example."""
-    if value is None or value == "all":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) < 1:
-        raise JtlError(f"{where}: per_class must be >= 1 (null or all: every example), "
-                       f"got {value!r}.")
-    return int(value)
+def per_class_budget(value: Any) -> int | None:
+    """`per_class`: k >= 1 labeled examples per class (`jtl.schema` checks it), or null / `all`
+    for every example."""
+    return None if value is None or value == "all" else int(value)
 
 
 def check_budget(y: np.ndarray, per_class: int, class_ids: tuple[int, ...], where: str,
@@ -240,8 +235,8 @@ def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int, where: str,
     `class_ids` (the class id of each label) checks that the budget exists; None: unchecked
     (placeholder labels of an unlabeled split).
     """
-    val_fraction = check_val_fraction(cfg.get("val_fraction", 0.1), role)
-    per_class = per_class_budget(cfg.get("per_class"), where)
+    val_fraction = float(cfg.get("val_fraction", 0.1))
+    per_class = per_class_budget(cfg.get("per_class"))
     if per_class is None:
         train, val = _split_off(len(y), val_fraction, seed + 1)
         return train, val, VAL_FROM_TRAIN if len(val) else VAL_NONE
@@ -262,8 +257,10 @@ def build_domain(
 
     `role` ("source"/"target") only names the domain in error messages.
     """
+    from jtl import schema
     from jtl.domains.shifts import apply_shifts
 
+    schema.validate_domain(cfg, role)  # every key's type and range, before any file is read
     name = cfg["name"]
     where = describe(cfg, role)
     loader = DOMAINS.get(name)

@@ -75,7 +75,8 @@ def test_per_class_all_is_every_example(tmp_path):
 
 
 @pytest.mark.parametrize("classes,match", [([1, 1], "distinct"), ([3, 12], r"\[12\]"),
-                                           ("5", "list of class ids"), ([4], "at least 2")])
+                                           ("5", "classes=.5.: must be a list"),
+                                           ([4], "at least 2")])
 def test_bad_subsets_are_user_errors(tmp_path, classes, match):
     path, _ = _npz(tmp_path)
     with pytest.raises(JtlError, match=match):
@@ -84,5 +85,5 @@ def test_bad_subsets_are_user_errors(tmp_path, classes, match):
 
 def test_bad_per_class_is_a_user_error(tmp_path):
     path, _ = _npz(tmp_path)
-    with pytest.raises(JtlError, match="null or all"):
+    with pytest.raises(JtlError, match=r"per_class=.some.: must be an integer >= 1 or one of"):
         _build(path, tmp_path, per_class="some")
