@@ -58,7 +58,7 @@ STEPS_KEY = "_steps"
 # after training. `trainer.eval_every` is *not* here: it decides which evaluations model
 # selection picks from.
 PRESENTATION_KEYS = (
-    "hydra", "paths", "measure", "debug", "overwrite",
+    "hydra", "paths", "measure", "debug", "overwrite", "config_version",
     "trainer.progress", "trainer.tensorboard", "trainer.log_every", "trainer.checkpoint_every",
     "trainer.keep_checkpoints", "trainer.data_on_device",
     # The device count and the convolution's implementation (im2col or XLA's, one function)
@@ -70,12 +70,35 @@ PRESENTATION_KEYS = (
 # made before it existed. null is neutral everywhere; these are the other neutral values.
 NEUTRAL_VALUES = {"transfer": {"name": "none"}, "model.norm": "none", "method.disc_norm": "none",
                   "method.adv_hidden": 0}
-# Keys added after runs were saved whose default is not their neutral value, by the (group,
-# name) that has them: a saved config without the key meant its neutral value (the behaviour
-# before the key existed), so `load_config` puts it back and an old run reopens as it was
-# trained, under the same identity.
-LEGACY_KEYS = {("method", "mdd"): ("adv_hidden",),
-               **{("method", m): ("disc_norm",) for m in ("dann", "cdan", "domain_confusion")}}
+# The saved config's format: `save_config` writes `config_version` into .hydra/config.yaml
+# and `load_config` brings an older one to this version, one migration per step, then drops
+# the key (it is not part of any identity). A key added later with a default other than its
+# neutral value is a new version and a migration saying what a config without it meant, so an
+# old run dir reopens with the meaning it was trained with, under the same identity.
+CONFIG_VERSION = 2
+VERSION_KEY = "config_version"
+# Version 1 (no `config_version`: every config saved before versions): keys added with a
+# non-neutral default, by the (group, name) that has them; a config without one meant its
+# neutral value (the behaviour before the key existed).
+_V1_ADDED = {("method", "mdd"): ("adv_hidden",),
+             **{("method", m): ("disc_norm",) for m in ("dann", "cdan", "domain_confusion")}}
+
+
+def _v1_to_v2(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added `inputs` (user files and init_from by content, `jtl.inputs`): a version-1
+    config gets them recorded from the files as they are now; and the keys of `_V1_ADDED`."""
+    from jtl import inputs
+
+    for (group, name), keys in _V1_ADDED.items():
+        section = cfg.get(group)
+        if isinstance(section, dict) and section.get("name") == name:
+            for key in keys:
+                section.setdefault(key, NEUTRAL_VALUES[f"{group}.{key}"])
+    return cfg if "inputs" in cfg else inputs.record(cfg)
+
+
+# MIGRATIONS[v] turns a version-v config into a version-(v + 1) one.
+MIGRATIONS = {1: _v1_to_v2}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,16 +322,18 @@ def load_config(run_dir: str | os.PathLike, complete: bool = False) -> dict[str,
         out = OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an interpolation that needs Hydra's runtime (e.g. ${hydra:...})
         out = OmegaConf.to_container(cfg, resolve=False)
-    for (group, name), keys in LEGACY_KEYS.items():
-        section = out.get(group)
-        if isinstance(section, dict) and section.get("name") == name:
-            for key in keys:
-                section.setdefault(key, NEUTRAL_VALUES[f"{group}.{key}"])
-    if "inputs" not in out:  # saved before inputs were recorded: the files as read now
-        from jtl import inputs
+    return migrate(out, path)  # type: ignore[arg-type]
 
-        out = inputs.record(out)
-    return out  # type: ignore[return-value]
+
+def migrate(cfg: dict[str, Any], where: str | os.PathLike = "a saved config") -> dict[str, Any]:
+    """A saved config brought to `CONFIG_VERSION` (`MIGRATIONS`), without its version key."""
+    version = cfg.pop(VERSION_KEY, 1)
+    if not isinstance(version, int) or not 1 <= version <= CONFIG_VERSION:
+        raise JtlError(f"{where}: {VERSION_KEY}={version!r}: this jtl reads versions 1 to "
+                       f"{CONFIG_VERSION} (a newer jtl wrote it? update jtl)")
+    for v in range(version, CONFIG_VERSION):
+        cfg = MIGRATIONS[v](cfg)
+    return cfg
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -491,7 +516,8 @@ def save_config(run_dir: str | os.PathLike, cfg: Mapping[str, Any],
     from omegaconf import OmegaConf
 
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.create(dict(cfg))))
+    versioned = {k: v for k, v in cfg.items() if k != VERSION_KEY} | {VERSION_KEY: CONFIG_VERSION}
+    atomic_write_text(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.create(versioned)))
     if overrides is not None:
         atomic_write_text(run_dir / OVERRIDES, OmegaConf.to_yaml(list(overrides)))
 

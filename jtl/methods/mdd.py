@@ -29,7 +29,7 @@ stop it: every digits run diverged (seed 0: `feature_norm` 20 -> 40 -> 5e4 by st
 throughout with grl_max 0). Standardised, the scale direction gets zero gradient.
 
 f' is TLlib's adversarial head, Linear(1024)-ReLU-Linear (`adv_hidden`; 0 = a linear f',
-`adv/kernel`, which a run saved before the key existed reopens with: `rundir.LEGACY_KEYS`).
+`adv/kernel`, which a run saved before the key existed reopens with: `rundir.MIGRATIONS`).
 With a linear f' the backbone won the game on the digits network (BN bottleneck): f' ended up
 disagreeing with f on source (its CE 2-14) and agreeing on target, and the source task went
 with it (source val 96% at step 250 -> 53-63% at 2000); with the wide f' source val stayed at

@@ -89,7 +89,7 @@ def test_csv_equals_numpy_and_markdown_prints(grid: Path, capsys) -> None:
     header = next(line for line in out.splitlines() if line.startswith("| method.name"))
     # Only the method varies: the seed, paths.* and trainer.progress never group;
     # method.lambda_max is present for dann only, so it varies too and is a column; so is
-    # method.disc_norm, which a dann config without it meant as none (rundir.LEGACY_KEYS).
+    # method.disc_norm, which a dann config without it meant as none (rundir.MIGRATIONS).
     assert header.split(" | ")[:4] == ["| method.name", "method.disc_norm", "method.lambda_max",
                                        "n"]
     assert "| dann | none | 1.0 | 3 |" in out

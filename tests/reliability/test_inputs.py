@@ -112,7 +112,7 @@ def test_a_run_saved_before_inputs_were_recorded_reopens_as_completed(tmp_path, 
     before = summary(tmp_path / "r")
     path = tmp_path / "r" / rundir.CONFIG
     old = OmegaConf.to_container(OmegaConf.load(path))
-    del old["inputs"]
+    del old["inputs"], old[rundir.VERSION_KEY]
     old["target"]["path"] = "t.npz"  # as the main before this change saved it
     path.write_text(OmegaConf.to_yaml(old))
     loaded = rundir.load_config(tmp_path / "r")

@@ -1,4 +1,4 @@
-"""Configs saved before a key existed reopen as they were trained (`rundir.LEGACY_KEYS`):
+"""Configs saved before a key existed reopen as they were trained (`rundir.MIGRATIONS`):
 a key added later with a non-neutral default must not change what an old run dir means."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def saved_without(fast_cfg, run_dir, method: str, key: str, value: str) -> dict:
     cfg = OmegaConf.to_container(OmegaConf.load(path))
     saved = {**cfg, "method": dict(cfg["method"])}
     del cfg["method"][key]
+    del cfg[rundir.VERSION_KEY]  # written before versions: version 1
     path.write_text(OmegaConf.to_yaml(cfg))
     return saved
 
@@ -39,3 +40,19 @@ def test_a_dann_run_saved_before_disc_norm_reopens_without_batch_norm(fast_cfg, 
     assert rundir.load_config(tmp_path / "old")["method"]["disc_norm"] == "none"
     assert rundir.fingerprint(rundir.load_config(tmp_path / "old")) == rundir.fingerprint(saved)
     assert load_run(tmp_path / "old").model.disc.norms is None
+
+
+def test_a_saved_config_carries_its_version_and_a_newer_one_is_refused(fast_cfg, tmp_path):
+    import pytest
+
+    from jtl.errors import JtlError
+
+    train_and_evaluate(fast_cfg(*SHORT), tmp_path / "run")
+    path = tmp_path / "run" / rundir.CONFIG
+    cfg = OmegaConf.to_container(OmegaConf.load(path))
+    assert cfg[rundir.VERSION_KEY] == rundir.CONFIG_VERSION
+    assert rundir.VERSION_KEY not in rundir.load_config(tmp_path / "run")  # not in identity
+    cfg[rundir.VERSION_KEY] = rundir.CONFIG_VERSION + 1
+    path.write_text(OmegaConf.to_yaml(cfg))
+    with pytest.raises(JtlError, match="a newer jtl wrote it"):
+        rundir.load_config(tmp_path / "run")
