@@ -142,7 +142,8 @@ def fail_next_write() -> None:
 
     async def full(*args: Any, **kwargs: Any) -> None:
         serialization.async_serialize_from_host = write
-        spec = json.dumps(args[1] if len(args) > 1 else kwargs.get("tensorstore_spec"))
+        spec = json.dumps(args[1] if len(args) > 1 else kwargs.get("tensorstore_spec"),
+                          default=str)
         where = next(iter(re.findall(r'"(?:path|base)": "(?:file://)?([^"]+)"', spec)), "?")
         raise ValueError(
             f'RESOURCE_EXHAUSTED: Error writing "x/0" in OCDBT database at local file '

@@ -3,11 +3,13 @@ or as a child process, tiny configs, and checkpoint readers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -85,3 +87,28 @@ def assert_same_params(a, b) -> None:
 def metric_steps(run_dir: Path) -> list[int]:
     rows = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [json.loads(r)["step"] for r in rows]
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A real small filesystem mounted at `path` while the block runs (root on Linux only:
+    the test is skipped where mounting is not allowed, as in an unprivileged CI)."""
+    import pytest
+
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    path.mkdir(parents=True, exist_ok=True)
+    opts = f"size={size}" + (",ro" if read_only else "")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def remount(path: Path, options: str) -> None:
+    """Change a `tmpfs` mount's options (`size=64m`: free space; `ro`: read-only)."""
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
