@@ -60,6 +60,27 @@ def check_writable(directory: Path) -> None:
     raise rundir.os_error(cause, directory)
 
 
+def finish_or_abandon(managers: list[Any], timeout: float = 20.0) -> None:
+    """On an error: let the saves in flight finish (good checkpoints written before the error,
+    e.g. the last one before a divergence), then end whatever a failed save left waiting
+    (`abandon_saves`), so the process can exit. Waits at most `timeout` seconds."""
+    done = threading.Event()
+
+    def wait() -> None:
+        try:
+            for m in managers:
+                if m is not None:
+                    m.wait_until_finished()
+        except Exception as e:  # the failed save itself: its error is the run's already
+            log.debug("a checkpoint save failed while the run ended: %s", e)
+        finally:
+            done.set()
+
+    threading.Thread(target=wait, name="jtl-finish-saves", daemon=True).start()
+    done.wait(timeout)
+    abandon_saves()
+
+
 def abandon_saves(timeout: float = 10.0) -> int:
     """End the background threads a failed save leaves waiting; returns how many there were.
 

@@ -736,7 +736,9 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
             lane.mngr.wait_until_finished()
         raise RunInterrupted(step, lanes[0].mngr.latest_step()) from None
     except Exception:
-        ckpt.abandon_saves()  # a failed save's waiting threads would keep the process alive
+        # Good checkpoints in flight are kept; a failed save's waiting threads would keep the
+        # process alive.
+        ckpt.finish_or_abandon([lane.mngr for lane in lanes])
         raise
     finally:
         bar.close()

@@ -10,10 +10,7 @@ killed the other cell in flight too); a data dir with an apostrophe broke `pretr
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,13 +19,7 @@ from omegaconf import OmegaConf
 from jtl import rundir
 from jtl.cli import train as cli_train
 from jtl.errors import JtlError
-from tests.conftest import FAST, ROOT
 from tests.reliability.kit import ARGS, cli, summary
-
-# Two cells of 20 steps, a checkpoint at 10: a kill at step 15 leaves a resumable cell.
-CELLS = [*FAST, "trainer.steps=20", "trainer.eval_every=20", "trainer.checkpoint_every=10",
-         "trainer.log_every=10", "seed=0,1", "hydra.sweep.subdir=seed${seed}"]
-KILL_SEED1 = {"JTL_FAULT": "sigkill@15", "JTL_FAULT_CELL": "1"}  # cell 1 is seed=1
 
 
 def sweep_cfg(sweep: Path):
@@ -117,47 +108,6 @@ def test_output_subdir_is_refused_for_a_sweep_too(tmp_path, monkeypatch, capsys)
                         f"hydra.sweep.dir={sweep}"], monkeypatch, capsys)
     assert code == 2 and err.count("\n") == 1 and "hydra.output_subdir=meta" in err
     assert not sweep.exists()
-
-
-# --- a cell killed by a signal ------------------------------------------------------------------
-
-
-def jtl_sweep(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jtl.train", "-m", *CELLS, *args], cwd=ROOT,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
-                          capture_output=True, text=True, timeout=300)
-
-
-def assert_cell_1_named_killed(res: subprocess.CompletedProcess, sweep: Path,
-                               why: str = "killed by signal 9 (SIGKILL)") -> None:
-    assert res.returncode == 1, res.stderr[-3000:]
-    assert "1 job(s) of the sweep failed" in res.stderr
-    assert f"  {sweep / 'seed1'}: {why}" in res.stderr
-    ((dead, reason),) = rundir.read_sweep_failures(sweep)
-    assert dead == sweep / "seed1" and reason.startswith(why)
-    assert "Traceback" not in res.stderr
-    assert rundir.is_completed(sweep / "seed0")  # the other cell in flight finished
-    assert not rundir.is_completed(sweep / "seed1")
-
-
-def test_a_killed_cell_under_cpu_pool_is_named_and_the_rerun_trains_only_it(tmp_path):
-    sweep = tmp_path / "grid"
-    args = ["hydra/launcher=cpu_pool", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
-    assert_cell_1_named_killed(jtl_sweep(*args, **KILL_SEED1), sweep)
-    done = (sweep / "seed0" / rundir.SUMMARY).stat().st_mtime_ns
-    again = jtl_sweep(*args)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert rundir.is_completed(sweep / "seed1")
-    assert (sweep / "seed0" / rundir.SUMMARY).stat().st_mtime_ns == done  # not retrained
-    assert rundir.read_sweep_failures(sweep) == []
-
-
-def test_a_killed_cell_under_submitit_local_is_named(tmp_path):
-    sweep = tmp_path / "grid"
-    res = jtl_sweep("hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                    f"hydra.sweep.dir={sweep}", **KILL_SEED1)
-    # The task's exit status stays with submitit's controller: "died without a result".
-    assert_cell_1_named_killed(res, sweep, why="killed: its process died without a result")
 
 
 # --- pretrain= quotes the paths it passes on ----------------------------------------------------
