@@ -135,18 +135,31 @@ DOMAIN_KEYS: dict[str, dict[str, Any]] = {
     "npz": {"path": str, "max_value": float | None},  # max_value: value_range's old form
     "tfds": {"dataset": str | None, "train_split": str, "test_split": str | None,
              "image_key": str, "label_key": str, "tfds_data_dir": str | None},
+    # jtl/domains/domainbed_mnist.py: env is an index or a name; seed is DomainBed's --seed
+    "colored_mnist": {"env": int | str, "seed": int,
+                      "backend": Literal["auto", "offline", "tfds"]},
+    "rotated_mnist": {"env": int | str, "seed": int,
+                      "interpolation": Literal["bicubic", "bilinear"],
+                      "backend": Literal["auto", "offline", "tfds"]},
 }
 
 # Shift parameters by shift (jtl/domains/shifts.py checks their names).
 SHIFT_PARAMS: dict[str, dict[str, Any]] = {
-    "rotate": {"degrees": float, "random": bool},
+    "rotate": {"degrees": float, "random": bool, "severity": int},
     "noise": {"std": float},
     "invert": {},
     "label_shift": {"weights": list[float]},
     "permute_labels": {"perm": list[int], "seed": int},
+    # MNIST-C's corruptions (jtl/domains/corruptions.py): `severity` where MNIST-C has one
+    **{n: {"severity": int} for n in ("shot_noise", "impulse_noise", "glass_blur",
+                                      "motion_blur", "shear", "scale", "brightness",
+                                      "translate", "fog", "spatter")},
+    **{n: {} for n in ("stripe", "dotted_line", "zigzag", "canny_edges")},
 }
 SHIFT_BOUNDS = {("noise", "std"): {"ge": 0}, ("label_shift", "weights"): {"ge": 0},
-                ("permute_labels", "seed"): {"ge": 0, "le": SEED_MAX}}
+                ("permute_labels", "seed"): {"ge": 0, "le": SEED_MAX},
+                **{(n, "severity"): {"ge": 1, "le": 5}
+                   for n, ps in SHIFT_PARAMS.items() if "severity" in ps}}
 
 
 @dataclasses.dataclass

@@ -112,3 +112,27 @@ def tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
 def remount(path: Path, options: str) -> None:
     """Change a `tmpfs` mount's options (`size=64m`: free space; `ro`: read-only)."""
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+
+def npz_domain(tmp_path: Path, arrays: dict, role: str = "", shape: tuple = (8, 8, 1),
+               **cfg: object):
+    """`arrays` saved as tmp_path/d.npz and built as an npz domain, as the trainer builds it."""
+    from jtl.domains.base import LoadContext, build_domain
+
+    np.savez(tmp_path / "d.npz", **arrays)
+    return build_domain({"name": "npz", "path": str(tmp_path / "d.npz"), **cfg}, shape,
+                        LoadContext(data_dir=tmp_path, tfds_dir=tmp_path / "tfds"), role=role)
+
+
+def npz_error(tmp_path: Path, arrays: dict, role: str = "", **cfg: object) -> str:
+    """The one-line JtlError building that domain gives; it names the domain and the file."""
+    import pytest
+
+    from jtl.errors import JtlError
+
+    with pytest.raises(JtlError) as e:
+        npz_domain(tmp_path, arrays, role, **cfg)
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path / "d.npz") in msg, msg
+    assert (f"{role} domain 'npz'" if role else "npz") in msg, msg
+    return msg

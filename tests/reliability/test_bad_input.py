@@ -9,12 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from jtl.domains.base import Domain, LoadContext, build_domain
-from jtl.errors import JtlError
-
-SHAPE = (8, 8, 1)
+from jtl.domains.base import Domain
+from tests.reliability.kit import npz_domain, npz_error
 
 
 def _images(dtype: type = np.float32, n: int = 40) -> np.ndarray:
@@ -23,17 +20,11 @@ def _images(dtype: type = np.float32, n: int = 40) -> np.ndarray:
 
 
 def _build(tmp_path: Path, arrays: dict, **cfg: object) -> Domain:
-    np.savez(tmp_path / "bad.npz", **arrays)
-    return build_domain({"name": "npz", "path": str(tmp_path / "bad.npz"), **cfg}, SHAPE,
-                        LoadContext(data_dir=tmp_path, tfds_dir=tmp_path / "tfds"))
+    return npz_domain(tmp_path, arrays, **cfg)
 
 
 def _error(tmp_path: Path, arrays: dict, **cfg: object) -> str:
-    with pytest.raises(JtlError) as e:
-        _build(tmp_path, arrays, **cfg)
-    msg = str(e.value)
-    assert "\n" not in msg and "npz" in msg and str(tmp_path / "bad.npz") in msg
-    return msg
+    return npz_error(tmp_path, arrays, **cfg)
 
 
 def test_nan_pixels(tmp_path: Path) -> None:

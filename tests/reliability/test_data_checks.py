@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jtl.domains.base import Domain, LoadContext, build_domain
+from jtl.domains.base import Domain
 from jtl.errors import JtlError
-
-SHAPE = (8, 8, 1)
+from tests.reliability.kit import npz_domain, npz_error
 
 
 def _images(n: int = 40) -> np.ndarray:
@@ -21,18 +20,11 @@ def _images(n: int = 40) -> np.ndarray:
 
 
 def _build(tmp_path: Path, arrays: dict, **cfg: object) -> Domain:
-    np.savez(tmp_path / "d.npz", **arrays)
-    return build_domain({"name": "npz", "path": str(tmp_path / "d.npz"), **cfg}, SHAPE,
-                        LoadContext(data_dir=tmp_path, tfds_dir=tmp_path / "tfds"),
-                        role="target")
+    return npz_domain(tmp_path, arrays, "target", **cfg)
 
 
 def _error(tmp_path: Path, arrays: dict, **cfg: object) -> str:
-    with pytest.raises(JtlError) as e:
-        _build(tmp_path, arrays, **cfg)
-    msg = str(e.value)
-    assert "\n" not in msg and "target domain 'npz'" in msg and str(tmp_path / "d.npz") in msg
-    return msg
+    return npz_error(tmp_path, arrays, "target", **cfg)
 
 
 def test_labels_shaped_n_by_1_say_how_to_flatten_them(tmp_path: Path) -> None:
