@@ -135,7 +135,7 @@ DOMAIN_KEYS: dict[str, dict[str, Any]] = {
     "npz": {"path": str, "max_value": float | None},  # max_value: value_range's old form
     "tfds": {"dataset": str | None, "train_split": str, "test_split": str | None,
              "image_key": str, "label_key": str, "tfds_data_dir": str | None},
-    # jtl/domains/domainbed_mnist.py: env is an index or a name; seed is DomainBed's --seed
+    # colored_mnist.py, rotated_mnist.py: env is an index or a name; seed is DomainBed's --seed
     "colored_mnist": {"env": int | str, "seed": int,
                       "backend": Literal["auto", "offline", "tfds"]},
     "rotated_mnist": {"env": int | str, "seed": int,
