@@ -279,12 +279,14 @@ def _divergence(first: int, metrics: dict[str, np.ndarray], max_loss: float | No
                     "run dir (another hydra.run.dir, or overwrite=true)")
 
 
-def _inject_fault(step: int, at: str = "step") -> None:
+def _inject_fault(step: int, at: str = "step", managers: list[Any] = ()) -> None:
     """Test hook, so reliability tests put faults at known points instead of racing a sleep.
 
     `JTL_FAULT=<fault>@<step>`: `sigint` or `sigkill` once training reaches the step;
     `sigkill-in-save` right after the checkpoint save of that step started; `enospc` (a full
-    disk): the next checkpoint write fails inside orbax as tensorstore's does on a full disk.
+    disk): the next checkpoint write fails inside orbax as tensorstore's does on a full disk
+    (the saves of `managers` still in flight finish first, so the fault never hits an earlier
+    step's asynchronous save: deterministic).
     """
     spec = os.environ.get("JTL_FAULT")
     if not spec:
@@ -298,6 +300,8 @@ def _inject_fault(step: int, at: str = "step") -> None:
         return
     os.environ.pop("JTL_FAULT")
     if fault == "enospc":
+        for m in managers:
+            m.wait_until_finished()
         ckpt.fail_next_write()
         return
     os.kill(os.getpid(), signal.SIGINT if fault == "sigint" else signal.SIGKILL)
@@ -693,7 +697,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
                 check(len(pending) - 1)  # the previous call's flags: no stall on this one
                 step += n
                 bar.update(n)
-                _inject_fault(step)
+                _inject_fault(step, managers=[lane.mngr for lane in lanes])
             check(len(pending))
             rows: dict[int, dict[str, float]] = {i: {} for i in alive}
             if mark % log_every == 0 or mark == total:
