@@ -32,15 +32,23 @@ def config_key(role: str, key: str) -> str:
     return f"{role or '<source|target>'}.{key}"
 
 
-def check_split(x: np.ndarray, y: np.ndarray, split: str, where: str) -> None:
+def check_split(x: Any, y: np.ndarray, split: str, where: str, field: str = "image") -> None:
     """Shapes and label type of one split, before any value is looked at."""
+    if isinstance(x, Mapping):  # tokens and mask
+        missing = [k for k in ("tokens", "mask") if k not in x]
+        if missing or any(np.asarray(v).ndim != 2 or len(v) != len(y) for v in x.values()):
+            raise JtlError(f"{where}: {split} text must be `tokens` and `mask`, (N, T) each, "
+                           f"one row per label")
+        x = x["tokens"]
     if len(x) != len(y):
         raise JtlError(f"{where}: the {split} split has {len(x)} images but {len(y)} labels; "
                        f"give exactly one label per image.")
     if len(y) == 0:
         raise JtlError(f"{where}: the {split} split is empty; give it examples (an npz file "
                        f"without x_test/y_test gets test_fraction of x as its test split).")
-    if x.ndim not in (3, 4):
+    if field == "features" and x.ndim != 2:
+        raise JtlError(f"{where}: {split} features must be (N, D), got shape {x.shape}.")
+    if field == "image" and x.ndim not in (3, 4):
         raise JtlError(f"{where}: {split} images must be (N,H,W) or (N,H,W,C), got shape "
                        f"{x.shape}.")
     if y.ndim != 1:
@@ -163,15 +171,22 @@ def to_unit(x: np.ndarray, rng: ValueRange) -> np.ndarray:
     return out / np.float32(hi - lo)
 
 
-def check_arrays(arrays: Sequence[tuple[str, np.ndarray, np.ndarray]],
+def check_arrays(arrays: Sequence[tuple[str, Any, np.ndarray]],
                  declared: ValueRange | None, stated: Any, role: str,
-                 where: str) -> list[ValueRange]:
-    """Split checks and the value range of each (split, x, y); returns the ranges to scale by."""
+                 where: str, field: str = "image") -> list[ValueRange]:
+    """Split checks and the value range of each (split, x, y); returns the ranges to scale by
+    (images only: features are used as they are, finite; tokens are ids)."""
     key = config_key(role, "value_range")
     user = parse_range(stated, key, where)
     ranges = []
     for split, x, y in arrays:
-        check_split(x, y, split, where)
+        check_split(x, y, split, where, field)
+        if field != "image":
+            if field == "features" and not np.isfinite(x).all():
+                raise JtlError(f"{where}: the {split} features hold NaN or inf values; "
+                               "replace them (e.g. np.nan_to_num) or drop those rows.")
+            ranges.append((0.0, 1.0))
+            continue
         rng = value_range(x.dtype, user or declared, key, where)
         check_float32(rng, key, where)
         check_values(x, split, rng, user is not None, key, where)

@@ -9,6 +9,7 @@ the validation split used for honest model selection, and shift transforms.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,18 +25,58 @@ from jtl.domains._validate import (
     describe,
     to_unit,
 )
+from jtl.domains.pp import FIELD_GROUPS, INPUT_FIELDS, Pipeline, host_inputs
 from jtl.errors import JtlError
 from jtl.registry import Registry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Split:
-    """Images (N, H, W, C) float32 in [0, 1] and integer labels (N,)."""
+    """One split of a domain: named fields (`jtl.domains.pp`), each (N, ...), as stored.
 
-    x: np.ndarray
-    y: np.ndarray
+    `label` (N,) int32 always; one input field: `image` (N,H,W,C) uint8 (or float32 in [0, 1]
+    when shifted or scaled from another range), `features` (N,D) float32, or `tokens` +
+    `mask` (N,T) int32. `pp` is the model's evaluation pipeline: `x` is the split as the
+    model reads it (computed on the host once, for measures and analysis); the trainer and the
+    evaluation read `fields` and run `pp` on the device.
+    """
+
+    fields: Mapping[str, np.ndarray]
+    pp: Pipeline | None = None
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, field: str = "image",
+           pp: Pipeline | None = None) -> Split:
+        return cls({field: x, "label": y}, pp)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.fields["label"]
+
+    @property
+    def field(self) -> str:
+        """The input field (the first of `pp.INPUT_FIELDS` present)."""
+        return next(f for f in INPUT_FIELDS if f in self.fields)
+
+    @property
+    def stored(self) -> np.ndarray:
+        """The input field as stored (e.g. uint8 images at their own size)."""
+        return self.fields[self.field]
+
+    @functools.cached_property
+    def x(self) -> Any:
+        """The model's input for the whole split (`pp` applied; without one: as stored)."""
+        if self.pp is None:
+            return self.stored
+        return host_inputs(self.pp, {f: self.fields[f] for f in FIELD_GROUPS[self.pp.field]})
+
+    def take(self, idx: np.ndarray) -> Split:
+        return Split({k: v[idx] for k, v in self.fields.items()}, self.pp)
+
+    def with_fields(self, **fields: np.ndarray) -> Split:
+        return Split({**self.fields, **fields}, self.pp)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -80,6 +121,9 @@ class RawData:
     # None: uint8 -> (0, 255), floats must lie in [0, 1], other dtypes need `value_range`.
     value_range: tuple[float, float] | None = None
     labels: str = "all"  # "all" | "test" | "none": see Domain.labels
+    # What x is: "image" (N,H,W[,C]), "features" (N,D) float, or "tokens" (x a mapping of
+    # `tokens` and `mask`, (N,T) int32 each).
+    field: str = "image"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,13 +228,12 @@ def check_classes(classes: Any, num_classes: int, where: str, role: str) -> list
     return classes
 
 
-def select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
+def select_classes(x: Any, y: np.ndarray, classes: list[int]) -> tuple[Any, np.ndarray]:
     """Every example of `classes`, labels relabelled to their position in `classes`."""
     relabel = np.full(int(max(y.max(initial=0), max(classes))) + 1, -1, np.int64)
     relabel[classes] = np.arange(len(classes))
     keep = np.isin(y, classes)
-    return x[keep], relabel[y[keep]].astype(y.dtype)
+    return _rows(x, keep), relabel[y[keep]].astype(y.dtype)
 
 
 def per_class_budget(value: Any) -> int | None:
@@ -247,13 +290,34 @@ def _val_indices(y: np.ndarray, cfg: Mapping[str, Any], seed: int, where: str,
     return budget[train], budget[val], VAL_FROM_BUDGET if len(val) else VAL_NONE
 
 
+def store(x: np.ndarray, rng: tuple[float, float], field: str,
+          input_shape: tuple[int, int, int] | None) -> np.ndarray:
+    """An input field as a split keeps it: uint8 images of range [0, 255] as they are (the
+    step scales and resizes them: `jtl.domains.pp`), other images scaled to [0, 1] float32,
+    at their own size unless `input_shape` is given (a shifted domain, whose host-side
+    shifts work on the model's size); features as float32."""
+    if field == "features":
+        return x.astype(np.float32)
+    if field == "tokens":
+        return x
+    if input_shape is not None:
+        return to_input_shape(to_unit(x, rng), input_shape)
+    x = x[..., None] if x.ndim == 3 else x
+    if x.dtype == np.uint8 and tuple(rng) == (0.0, 255.0):
+        return x
+    return to_unit(x, rng)
+
+
 def build_domain(
     cfg: Mapping[str, Any],
     input_shape: tuple[int, int, int],
     ctx: LoadContext,
     role: str = "",
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    augment: tuple[str, ...] = (),
 ) -> Domain:
-    """Load a domain by its config (`conf/domain/<name>.yaml`) and shape it for the model.
+    """Load a domain by its config (`conf/domain/<name>.yaml`); its splits carry the model's
+    pipeline (`input_shape`, the model's `normalize` constants, the run's `augment`).
 
     `role` ("source"/"target") only names the domain in error messages.
     """
@@ -268,10 +332,11 @@ def build_domain(
         raw = loader({k: v for k, v in cfg.items() if k not in COMMON_KEYS}, ctx)
     except JtlError as e:
         raise JtlError(f"{describe({'name': name}, role)}: {e}") from e
-    arrays = [("train", np.asarray(raw.x_train), np.asarray(raw.y_train))]
+    field = raw.field
+    arrays = [("train", _asarray(raw.x_train), np.asarray(raw.y_train))]
     if raw.x_test is not None:
-        arrays.append(("test", np.asarray(raw.x_test), np.asarray(raw.y_test)))
-    ranges = check_arrays(arrays, raw.value_range, cfg.get("value_range"), role, where)
+        arrays.append(("test", _asarray(raw.x_test), np.asarray(raw.y_test)))
+    ranges = check_arrays(arrays, raw.value_range, cfg.get("value_range"), role, where, field)
     num_classes = raw.num_classes or int(max(y.max() for _, _, y in arrays) + 1)
     if not raw.num_classes:
         check_class_count(arrays, num_classes, role, where)
@@ -284,8 +349,8 @@ def build_domain(
     (_, x_tr, y_tr), rng_tr = arrays[0], ranges[0]
     if raw.x_test is None:  # hold out test_fraction, deterministically
         keep, held = _split_off(len(y_tr), float(cfg.get("test_fraction", 0.2)), split_seed)
-        x_te, y_te, rng_te = x_tr[held], y_tr[held], rng_tr
-        x_tr, y_tr = x_tr[keep], y_tr[keep]
+        x_te, y_te, rng_te = _rows(x_tr, held), y_tr[held], rng_tr
+        x_tr, y_tr = _rows(x_tr, keep), y_tr[keep]
         if not len(y_te):
             raise JtlError(f"{where}: test_fraction leaves an empty test split; raise it.")
     else:
@@ -300,19 +365,38 @@ def build_domain(
         num_classes, class_ids = len(classes), tuple(classes)
     tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where, role,
                                       class_ids if raw.labels == "all" else None)
+    shifts = cfg.get("shifts") or []
+    if shifts and field != "image":
+        raise JtlError(f"{where}: shifts transform images; this domain's input is {field}")
+    host_shape = input_shape if shifts else None
 
-    def make(x: np.ndarray, y: np.ndarray, rng: tuple[float, float]) -> Split:
-        """Scaled and resized only after subsetting: a 10-shot split resizes 100 images."""
-        return Split(to_input_shape(to_unit(x, rng), input_shape), y.astype(np.int32))
+    def make(x: Any, y: np.ndarray, rng: tuple[float, float]) -> Split:
+        """Stored only after subsetting: a 10-shot split keeps 100 images."""
+        if isinstance(x, Mapping):
+            return Split({**{k: np.asarray(v) for k, v in x.items()}, "label": y.astype(np.int32)})
+        return Split.of(store(x, rng, field, host_shape), y.astype(np.int32), field)
 
-    train, val = make(x_tr[tr], y_tr[tr], rng_tr), make(x_tr[va], y_tr[va], rng_tr)
-    test = make(x_te, y_te, rng_te)
-    train, val, test, num_classes = apply_shifts(cfg.get("shifts") or [], train, val, test,
-                                                 num_classes, seed=split_seed)
+    train = make(_rows(x_tr, tr), y_tr[tr], rng_tr)
+    val, test = make(_rows(x_tr, va), y_tr[va], rng_tr), make(x_te, y_te, rng_te)
+    train, val, test, num_classes = apply_shifts(shifts, train, val, test, num_classes,
+                                                 seed=split_seed)
     if cfg.get("max_train") is not None:
-        train = Split(train.x[: int(cfg["max_train"])], train.y[: int(cfg["max_train"])])
+        train = train.take(np.arange(min(int(cfg["max_train"]), len(train))))
     if len(train) == 0:
         raise JtlError(f"{where}: the train split is empty after subsetting (per_class, "
                        f"max_train, val_fraction); keep more examples.")
+    pp = Pipeline(field=field, shape=tuple(input_shape) if field == "image" else None,
+                  mean=None if normalize is None else tuple(normalize[0]),
+                  std=None if normalize is None else tuple(normalize[1]), augment=augment)
+    train, val, test = (Split(s.fields, pp) for s in (train, val, test))
     return Domain(name=name, train=train, val=val, test=test, num_classes=num_classes,
                   val_policy=val_policy, labels=raw.labels, class_ids=class_ids)
+
+
+def _asarray(x: Any) -> Any:
+    """A loader's x: one array, or a mapping of arrays (tokens and mask)."""
+    return {k: np.asarray(v) for k, v in x.items()} if isinstance(x, Mapping) else np.asarray(x)
+
+
+def _rows(x: Any, idx: np.ndarray) -> Any:
+    return {k: v[idx] for k, v in x.items()} if isinstance(x, Mapping) else x[idx]

@@ -72,7 +72,7 @@ def _rotate(split: Split, p: Mapping[str, Any], rng: np.random.Generator, _: int
         return split
     else:
         x = rotate(split.x, degrees, axes=(2, 1), reshape=False, order=1)
-    return Split(np.clip(x, 0.0, 1.0).astype(np.float32), split.y)
+    return Split.of(np.clip(x, 0.0, 1.0).astype(np.float32), split.y)
 
 
 def _noise(split: Split, p: Mapping[str, Any], rng: np.random.Generator, _: int) -> Split:
@@ -81,12 +81,12 @@ def _noise(split: Split, p: Mapping[str, Any], rng: np.random.Generator, _: int)
     if std < 0:
         raise JtlError(f"shift 'noise' needs std >= 0, got {std}")
     x = split.x + rng.normal(0.0, std, size=split.x.shape).astype(np.float32)
-    return Split(np.clip(x, 0.0, 1.0).astype(np.float32), split.y)
+    return Split.of(np.clip(x, 0.0, 1.0).astype(np.float32), split.y)
 
 
 def _invert(split: Split, p: Mapping[str, Any], rng: np.random.Generator, _: int) -> Split:
     """Light digits on dark <-> dark on light: the classic polarity shift."""
-    return Split((1.0 - split.x).astype(np.float32), split.y)
+    return Split.of((1.0 - split.x).astype(np.float32), split.y)
 
 
 def _label_shift(split: Split, p: Mapping[str, Any], rng: np.random.Generator,
@@ -110,7 +110,7 @@ def _label_shift(split: Split, p: Mapping[str, Any], rng: np.random.Generator,
     keep_n = np.floor(total * prior + 1e-9).astype(int)
     keep = [rng.permutation(np.flatnonzero(split.y == c))[:n] for c, n in enumerate(keep_n)]
     idx = np.sort(np.concatenate(keep))
-    return Split(split.x[idx], split.y[idx])
+    return split.take(idx)
 
 
 def _derangement(n: int, seed: int) -> np.ndarray:
@@ -138,7 +138,7 @@ def _permute_labels(split: Split, p: Mapping[str, Any], rng: np.random.Generator
                     num_classes: int) -> Split:
     """Relabel class c as perm[c]: same images, unrelated labels (negative-transfer source)."""
     perm = _label_permutation(p, num_classes)
-    return Split(split.x, perm[split.y].astype(split.y.dtype))
+    return Split.of(split.x, perm[split.y].astype(split.y.dtype))
 
 
 _CHUNK = 4096  # images per call of a corruption (its float64 temporaries: ~100 MB at 28x28)
@@ -160,7 +160,7 @@ def _mnistc(name: str) -> ShiftFn:
         # In fixed chunks, one stream: memory stays bounded and the result is the same.
         x = np.concatenate([fn(split.x[i:i + _CHUNK], rng, int(severity or 0))
                             for i in range(0, len(split), _CHUNK)])
-        return Split(x, split.y)
+        return Split.of(x, split.y)
 
     return shift
 

@@ -135,7 +135,7 @@ def make_dev(graphdef: nnx.GraphDef, source: Domain, target: Domain, seed: int,
         return None
     rng = np.random.default_rng([seed, _STREAM])
     idx = [np.sort(rng.permutation(len(s))[:max_samples]) for s in splits]
-    x = np.concatenate([s.x[i] for s, i in zip(splits, idx, strict=True)])
+    x = np.concatenate([s.take(i).x for s, i in zip(splits, idx, strict=True)])
     ends = np.cumsum([len(i) for i in idx])
     y_val = source.val.y[idx[2]]
     pad = -len(x) % batch_size

@@ -209,6 +209,7 @@ def test_transferability_measures_read_target_train_labels(runs: dict[str, Path]
     the *train* labels changes them all. PAD on split=test reads the test inputs."""
     import dataclasses
 
+    from jtl.domains import Split
     from jtl.train.runs import load_run
 
     run = load_run(runs["source"])
@@ -218,8 +219,8 @@ def test_transferability_measures_read_target_train_labels(runs: dict[str, Path]
 
     def scrambled(split: str, what: str):
         old = getattr(run.target, split)
-        new = (dataclasses.replace(old, y=rng.permutation(old.y)) if what == "y" else
-               dataclasses.replace(old, x=1.0 - old.x))
+        new = (old.with_fields(label=rng.permutation(old.y)) if what == "y" else
+               Split.of(1.0 - old.x, old.y))  # model input as given (no pipeline)
         return dataclasses.replace(run, target=dataclasses.replace(run.target, **{split: new}))
 
     base = measure_loaded(run, cfg, opts)

@@ -36,7 +36,7 @@ X = _digits()
 
 def _shift(spec: object, x: np.ndarray = X, seed: int = 0) -> np.ndarray:
     """The test split of apply_shifts([spec]) on images x (every split gets the same x)."""
-    s = Split(x, np.arange(len(x), dtype=np.int32) % K)
+    s = Split.of(x, np.arange(len(x), dtype=np.int32) % K)
     return apply_shifts([spec], s, s, s, K, seed=seed)[2].x
 
 

@@ -15,7 +15,7 @@ K = 10
 
 def _split(n: int, seed: int) -> Split:
     rng = np.random.default_rng(seed)
-    return Split(rng.random((n, 8, 8, 1), dtype=np.float32), np.arange(n, dtype=np.int32) % K)
+    return Split.of(rng.random((n, 8, 8, 1), dtype=np.float32), np.arange(n, dtype=np.int32) % K)
 
 
 def _apply(shifts: list, seed: int = 0) -> tuple[Split, Split, Split, int]:
@@ -57,7 +57,7 @@ def test_rotate_random_is_seeded_and_per_image() -> None:
     assert np.array_equal(a[0].x, b[0].x) and not np.array_equal(a[0].x, c[0].x)
     # Two copies of one image get different angles.
     img = _split(1, 9).x
-    s = Split(np.concatenate([img, img]), np.zeros(2, np.int32))
+    s = Split.of(np.concatenate([img, img]), np.zeros(2, np.int32))
     out = apply_shifts(spec, s, s, s, K, seed=0)[0]
     assert not np.allclose(out.x[0], out.x[1])
     assert out.x.min() >= 0.0 and out.x.max() <= 1.0

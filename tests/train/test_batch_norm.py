@@ -66,10 +66,10 @@ def test_evaluation_uses_running_averages():
     norm["mean"] = jnp.full(8, 0.3)
     norm["var"] = jnp.full(8, 2.0)
     x = np.asarray(_batch(10)["source"]["x"])
-    split = Split(x, np.zeros(10, np.int32))
+    split = Split.of(x, np.zeros(10, np.int32))
     evaluate = make_eval(graphdef)
     # Batch statistics would make a 1-example batch's logits differ from a 10-example one's.
-    one = evaluate(params, Split(x[:1], np.zeros(1, np.int32)), batch_size=1)
+    one = evaluate(params, Split.of(x[:1], np.zeros(1, np.int32)), batch_size=1)
     full = evaluate(params, split, batch_size=10)
     logits = nnx.merge(graphdef, params)(x)
     assert one["loss"] == pytest.approx(float(-jax.nn.log_softmax(logits[0])[0]), rel=1e-5)

@@ -11,7 +11,6 @@ import pytest
 from flax import nnx
 from omegaconf import OmegaConf
 
-from jtl.domains import Split
 from jtl.train import train_and_evaluate
 from jtl.train.selection import (
     MIN_EXAMPLES,
@@ -122,7 +121,7 @@ def test_make_dev_is_deterministic_and_needs_enough_examples(fast_cfg):
     assert np.isfinite(list(a.values())).all()
     assert a != make_dev(graphdef, source, target, seed=1, max_samples=200)(params)
     n = MIN_EXAMPLES - 1
-    tiny = dataclasses.replace(source, val=Split(source.val.x[:n], source.val.y[:n]))
+    tiny = dataclasses.replace(source, val=source.val.take(np.arange(n)))
     assert make_dev(graphdef, tiny, target, seed=0) is None
 
 
