@@ -132,6 +132,7 @@ class DomainCommon:
 DOMAIN_KEYS: dict[str, dict[str, Any]] = {
     "mnist": {"backend": Literal["auto", "offline", "tfds"]},
     "usps": {}, "sklearn_digits": {},
+    "amazon_mdsd": {"product": Literal["books", "dvd", "electronics", "kitchen"]},
     "npz": {"path": str, "max_value": float | None},  # max_value: value_range's old form
     "tfds": {"dataset": str | None, "train_split": str, "test_split": str | None,
              "image_key": str, "label_key": str, "tfds_data_dir": str | None},
@@ -171,6 +172,11 @@ class Root:
     dont_load: str | None = None
     freeze: str | None = None
     pretrain: str | list[str] | None = None
+    # Roles beyond source/target (jtl/train/build.py): several sources, extra eval domains.
+    sources: list[Any] | None = None
+    eval: list[Any] | None = None
+    # Train-time augmentation inside the step (jtl/domains/pp.py): [flip, crop].
+    augment: list[str] | None = None
     overwrite: bool = False
     debug: bool = False
 
@@ -446,6 +452,14 @@ def validate(cfg: Mapping[str, Any]) -> None:
     for role in ("source", "target"):
         if cfg.get(role) is not None:
             _domain(cfg[role], role)
+    for key in ("sources", "eval"):
+        for i, d in enumerate(cfg.get(key) or []):
+            if isinstance(d, Mapping):
+                _domain(d, f"{key}[{i}]")
+    if cfg.get("augment"):
+        from jtl.domains.pp import check_augment
+
+        check_augment(cfg["augment"])
     if cfg.get("trainer") is not None:
         _trainer(cfg["trainer"])
     optim = cfg.get("optim")

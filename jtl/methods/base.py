@@ -7,7 +7,16 @@ which parameters it trains (`trainable`, a regex on paths like `backbone/conv1/k
 its loss. It never owns a training loop: `jtl.train` runs every method.
 
 The trainer hands the loss only the arrays named in `uses`, so a transductive method cannot
-read target labels even by mistake.
+read target labels even by mistake. A batch holds one group per role (`source`, `target`),
+each `{"x": model input, "y": labels}`; with several sources, `source` holds every source's
+equal share concatenated, and `source["domain"]` each example's source index (DomainBed's
+per-domain minibatches), so a method may treat each source apart.
+
+State beyond parameters: batch-norm statistics, updated by the step itself, and whatever
+`on_boundary` writes into the parameters between chunks: the hook runs at every chunk
+boundary (evaluation, checkpoint and log steps), with whole splits at hand (pseudo-labels over
+a split, statistics such as AdaBN's). A statistics-only method (`trainable = None`) takes no
+gradient step: its run is the hook at the last step, from `init_from`.
 """
 
 from __future__ import annotations
@@ -37,8 +46,9 @@ class Method:
 
     # Which arrays the loss reads, e.g. {"source/x", "source/y", "target/x"}.
     uses: ClassVar[frozenset[str]] = frozenset({"source/x", "source/y"})
-    # Regex on parameter paths that this method trains (further restricted by `freeze`).
-    trainable: ClassVar[str] = ".*"
+    # Regex on parameter paths that this method trains (further restricted by `freeze`);
+    # None: statistics only, no optimizer step (the run is `on_boundary` at the last step).
+    trainable: ClassVar[str | None] = ".*"
 
     def modules(self, feature_dim: int, num_classes: int, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
         """Extra modules, stored beside backbone/head under their key (e.g. `disc`)."""
@@ -55,6 +65,24 @@ class Method:
         step's PRNG key.
         """
         raise NotImplementedError
+
+    def on_boundary(self, params: Any, ctx: Boundary) -> Any:
+        """Parameters (and statistics) after the chunk ending at `ctx.step`; default: as
+        they are. Runs on the host between compiled chunks, once per seed lane."""
+        return params
+
+
+@dataclasses.dataclass(frozen=True)
+class Boundary:
+    """What `Method.on_boundary` sees: the step reached, the run's length, the network's
+    graph, the run's domains (`jtl.train.build.Roles`: whole splits with their pipelines) and
+    a PRNG key of this boundary and seed."""
+
+    step: int
+    total: int
+    graphdef: nnx.GraphDef
+    roles: Any
+    key: jax.Array
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

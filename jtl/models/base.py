@@ -39,6 +39,12 @@ class Backbone(nnx.Module):
     # `lax.scan` there: the trainer's `steps_per_call: auto` then steps once per call on CPU.
     # LeNet's convolutions are im2col on CPU (models/conv.py) and scan fast: False.
     has_conv: ClassVar[bool] = False
+    # The input fields it reads (`jtl.domains.pp.INPUT_FIELDS`): a domain of another field is
+    # refused with one line naming both.
+    reads: ClassVar[tuple[str, ...]] = ("image",)
+    # (mean, std) per channel on the [0, 1] scale, applied by the domain's pipeline inside the
+    # step (e.g. a pretrained network's constants); None: images stay in [0, 1].
+    normalize: ClassVar[tuple[tuple[float, ...], tuple[float, ...]] | None] = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for block in self.blocks:

@@ -1,4 +1,4 @@
-"""A multilayer perceptron on flattened images: the fastest model, for quick studies."""
+"""A multilayer perceptron on flattened images or feature vectors: the fastest model."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ class Dense(nnx.Module):
 
 @MODELS.register("mlp")
 class MLP(Backbone):
+    """Flattened images, or feature vectors (`features` domains: input_shape (D,))."""
+
+    reads = ("image", "features")
+
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs,
                  hidden: Sequence[int] = (512, 256), norm: str = "none") -> None:
         dims = [int(np.prod(input_shape)), *hidden]

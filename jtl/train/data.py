@@ -1,32 +1,55 @@
-"""Training batches: drawn inside the compiled step from arrays already on the device.
+"""Training batches: drawn inside the compiled step from stored fields, then preprocessed there.
+
+The train data is one group of stored fields per domain (`jtl.domains.Split.fields`: uint8
+images stay uint8 on the device), named by role: `source` (or `source.0`, `source.1`, ... for
+several sources) and `target`. A step draws `batch_size` examples of every group, runs each
+group's pipeline (`jtl.domains.pp`: scaling, resize, normalisation, augmentation from the
+step's key) and hands the method one group per role, `{"x": model input, "y": labels}`; several
+sources are concatenated into `source` (equal shares, DomainBed's minibatches) with a `domain`
+field giving each example's source index, so a method can also treat each source apart.
 
 Indices come from `jax.random` keyed by the step, so the same batches are drawn whether the
-arrays live on the device (`draw`) or stay on the host and are streamed (`host_batches`), and
+fields live on the device (`draw`) or stay on the host and are streamed (`host_batches`), and
 whatever the chunking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jtl.domains import Domain
+from jtl.domains.pp import FIELD_GROUPS, Pipeline
 
 Arrays = Mapping[str, Mapping[str, jax.Array | np.ndarray]]
 
 
-def train_arrays(source: Domain, target: Domain, uses: frozenset[str]) -> dict:
-    """Only the train-split arrays a method declares in `uses` (target labels stay behind
-    unless asked for)."""
-    domains = {"source": source, "target": target}
-    out: dict = {}
-    for name in sorted(uses):
-        dom, field = name.split("/")
-        out.setdefault(dom, {})[field] = getattr(domains[dom].train, field)
-    return out
+def group_names(role: str, count: int) -> list[str]:
+    """`source` for one source domain, `source.0`, `source.1`, ... for several."""
+    return [role] if count == 1 else [f"{role}.{k}" for k in range(count)]
+
+
+def train_groups(roles: Mapping[str, Sequence[Domain]], uses: frozenset[str]
+                 ) -> tuple[dict, dict[str, Pipeline]]:
+    """(stored train fields per group, pipeline per group): only the fields a method declares
+    in `uses` (`<role>/x`: the model's input fields, `<role>/y`: labels; target labels stay
+    behind unless asked for)."""
+    data: dict = {}
+    pps: dict[str, Pipeline] = {}
+    for role, domains in roles.items():
+        wanted = [f for f in ("x", "y") if f"{role}/{f}" in uses]
+        if not wanted or not domains:
+            continue
+        for name, dom in zip(group_names(role, len(domains)), domains, strict=True):
+            split = dom.train
+            fields = (FIELD_GROUPS[split.pp.field] if "x" in wanted else ()) + (
+                ("label",) if "y" in wanted else ())
+            data[name] = {f: split.fields[f] for f in fields}
+            pps[name] = split.pp
+    return data, pps
 
 
 def sizes(data: Arrays) -> dict[str, int]:
@@ -34,7 +57,7 @@ def sizes(data: Arrays) -> dict[str, int]:
 
 
 def draw_indices(n: Mapping[str, int], key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
-    """Uniform with-replacement indices per domain (one key each, from `fold_in`)."""
+    """Uniform with-replacement indices per group (one key each, from `fold_in`)."""
     return {dom: jax.random.randint(jax.random.fold_in(key, i), (batch_size,), 0, n[dom])
             for i, dom in enumerate(sorted(n))}
 
@@ -51,3 +74,34 @@ def host_batches(data: Arrays, keys: jax.Array, batch_size: int) -> dict:
     idx = jax.device_get(jax.vmap(lambda k: draw_indices(n, k, batch_size))(keys))
     return {dom: {f: np.asarray(a)[idx[dom]] for f, a in arrs.items()}
             for dom, arrs in data.items()}
+
+
+# Offset of the augmentation keys among a step's batch-key fold-ins (the draws use 0..groups-1).
+AUGMENT_KEYS = 1 << 16
+
+
+def prepare(raw: Mapping[str, Mapping[str, jax.Array]], pps: Mapping[str, Pipeline],
+            key: jax.Array) -> dict:
+    """Drawn fields -> the method's batch: each group's pipeline (augmented from `key`), then
+    the groups of a role concatenated, with their `domain` index when there are several."""
+    out: dict = {}
+    for i, name in enumerate(sorted(raw)):
+        fields, role = raw[name], name.split(".")[0]
+        group = {}
+        if "label" in fields:
+            group["y"] = fields["label"]
+        input_fields = [f for f in fields if f != "label"]
+        if input_fields:
+            group["x"] = pps[name](fields, jax.random.fold_in(key, AUGMENT_KEYS + i)
+                                   if pps[name].augment else None)
+        out.setdefault(role, []).append(group)
+    batch = {}
+    for role, groups in out.items():
+        if len(groups) == 1:
+            batch[role] = groups[0]
+            continue
+        merged = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *groups)
+        n = len(jax.tree_util.tree_leaves(groups[0])[0])
+        merged["domain"] = jnp.repeat(jnp.arange(len(groups), dtype=jnp.int32), n)
+        batch[role] = merged
+    return batch

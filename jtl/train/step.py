@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jtl.domains.pp import Pipeline
 from jtl.methods import Method
 from jtl.models.base import param_paths
-from jtl.train.data import draw
+from jtl.train.data import draw, prepare
 
 State = dict[str, Any]
 
@@ -91,9 +92,13 @@ def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransfor
 
 
 def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool,
-               shard: Callable | None = None) -> Callable:
+               shard: Callable | None = None,
+               pps: dict[str, Pipeline] | None = None) -> Callable:
     """`chunk(state, data, run_key) -> (state, metrics stacked over steps)`.
 
+    `data` holds stored fields per group (`jtl.train.data.train_groups`); each step draws its
+    batch and runs the groups' pipelines `pps` on it (`jtl.train.data.prepare`). `pps` None:
+    `data` is already the method's batch layout (tests and benchmarks of the step alone).
     `length == 1` is the plain per-step loop body (no scan: XLA:CPU runs convolutions inside a
     loop body far slower). With `streamed`, `data` is a batch per step stacked on axis 0.
     `shard` places each batch over a device mesh (jtl/train/mesh.py); None: one device.
@@ -102,6 +107,8 @@ def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool,
     def one(state, data, run_key):
         batch_key, loss_key = step_keys(run_key, state["step"])
         batch = data if streamed else draw(data, batch_key, batch_size)
+        if pps is not None:
+            batch = prepare(batch, pps, batch_key)
         if shard is not None:
             batch = shard(batch)
         return step(state, batch, loss_key)

@@ -18,7 +18,6 @@ import copy
 import dataclasses
 import logging
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,18 +31,32 @@ from flax import nnx
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from jtl import inputs, rundir, schema
-from jtl.domains import Domain, build_domain
-from jtl.domains.base import load_context
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
-from jtl.models import Network, build_network
+from jtl.methods.base import Boundary
+from jtl.models import build_network
 from jtl.models.base import param_paths
 from jtl.train import checkpoint as ckpt
 from jtl.train import compile_cache, distributed
 from jtl.train import mesh as meshes
-from jtl.train.data import host_batches, train_arrays
+from jtl.train.build import (  # noqa: F401  (re-exported: the factory's old home)
+    Roles,
+    build,
+    build_all,
+    check_label_spaces,
+    has_source_head,
+    init_seed,
+    initial_params,
+    load_domains,
+    load_roles,
+    network,
+    resolve_roles,
+    same_label_space,
+    untrained_head,
+)
+from jtl.train.data import group_names, host_batches, train_groups
 from jtl.train.evaluate import make_eval
-from jtl.train.optim import build_optimizer, trainable_labels
+from jtl.train.optim import build_optimizer
 from jtl.train.selection import make_dev, select_dev
 from jtl.train.step import (
     frozen_norms,
@@ -54,71 +67,12 @@ from jtl.train.step import (
     step_keys,
 )
 from jtl.train.writer import MetricWriter
-from jtl.transfer import Recipe, with_prototype_head
+from jtl.transfer import Recipe
 
 log = logging.getLogger("jtl")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Above this many bytes of train arrays, batches are streamed from the host.
 DEVICE_DATA_LIMIT = 2 << 30
-
-
-def load_domains(cfg: Mapping[str, Any]) -> tuple[Domain, Domain]:
-    ctx = load_context(cfg.get("paths") or {})
-    shape = tuple(cfg["model"]["input_shape"])
-    source = build_domain(cfg["source"], shape, ctx, role="source")
-    target = build_domain(cfg["target"], shape, ctx, role="target")
-    check_label_spaces(source, target, build_method(cfg["method"]))
-    return source, target
-
-
-def check_label_spaces(source: Domain, target: Domain, method: Method) -> None:
-    """The one `head` scores the target; a method that trains it on source labels needs the
-    source's class count (a method with a `source_classes` field has a source head of its
-    own, e.g. multitask), and the same classes: after `classes=` relabelling both count
-    0..k-1, so the domains' original class ids (`Domain.class_ids`) are compared. An unlabeled
-    domain serves only methods that read no labels of it, and the target needs test labels:
-    every run reports target test accuracy."""
-    for role, dom in (("source", source), ("target", target)):
-        if f"{role}/y" in method.uses and dom.labels != "all":
-            raise JtlError(
-                f"{role} '{dom.name}' has no labels (an npz without 'y') and method "
-                f"{type(method).__name__} trains on them: use a method that reads none "
-                "(simclr, autoencoder), or give the domain its labels")
-    if target.labels == "none":
-        raise JtlError(f"target '{target.name}' has no labels at all; jtl reports accuracy on "
-                       "the target's test split: save its test images and labels as "
-                       "'x_test'/'y_test' in the npz")
-    if source.num_classes != target.num_classes and "source/y" in method.uses and \
-            not _has_source_head(method):
-        raise JtlError(
-            f"source '{source.name}' has {source.num_classes} classes and target "
-            f"'{target.name}' has {target.num_classes}: one head cannot score both. Use domains "
-            "with one label space, or train the target with method=target_only "
-            "init_from=<source run> dont_load='head/.*' (or pretrain=<source experiment> "
-            "transfer=finetune).")
-    if ("source/y" in method.uses and "target/y" not in method.uses
-            and not _has_source_head(method) and source.class_ids and target.class_ids
-            and source.class_ids != target.class_ids):
-        raise JtlError(
-            f"source '{source.name}' has class ids {list(source.class_ids)} and target "
-            f"'{target.name}' {list(target.class_ids)} (label k is the k-th of each): method "
-            f"{type(method).__name__} trains the head on source labels only, so it would score "
-            "target images as other classes (a chance-level result). Give source.classes and "
-            "target.classes the same ids in the same order, or train on target labels: "
-            "method=target_only init_from=<source run> dont_load='head/.*' (or "
-            "pretrain=<source experiment> transfer=finetune).")
-
-
-def _has_source_head(method: Method) -> bool:
-    """A method with a `source_classes` field trains a source head of its own (multitask)."""
-    return any(f.name == "source_classes" for f in dataclasses.fields(method))
-
-
-def same_label_space(cfg: Mapping[str, Any], source: Domain, target: Domain) -> bool:
-    """Whether the head's classes mean the same on both domains (then source splits are
-    evaluated with it too): equal class counts and equal `classes` subsets."""
-    return source.num_classes == target.num_classes and (
-        (cfg["source"].get("classes") or None) == (cfg["target"].get("classes") or None))
 
 
 def steps_per_call(cfg: Mapping[str, Any], has_conv: bool) -> int:
@@ -141,34 +95,6 @@ def boundaries(total: int, every: list[int]) -> list[int]:
         if e > 0:
             marks.update(range(e, total, e))
     return sorted(marks)
-
-
-def build(cfg: Mapping[str, Any]) -> tuple[Domain, Domain, Method, Network]:
-    """Domains, method and a freshly initialised network of a run's config: shared by training
-    and by `load_run`, so a reopened run is the network that was trained (on the files it
-    recorded: `jtl.inputs.verify`)."""
-    inputs.verify(cfg)
-    source, target = load_domains(cfg)
-    method = build_method(cfg["method"])
-    if _has_source_head(method) and not method.source_classes:
-        method = dataclasses.replace(method, source_classes=source.num_classes)
-    net = network(cfg, target.num_classes, method)
-    return source, target, method, net
-
-
-def network(cfg: Mapping[str, Any], num_classes: int, method: Method) -> Network:
-    """The run's fresh network: its model, cut where its recipe says (`transfer.keep_blocks`)."""
-    return build_network(cfg["model"], num_classes, method, init_seed(cfg),
-                         Recipe.from_cfg(cfg.get("transfer")).keep_blocks)
-
-
-def init_seed(cfg: Mapping[str, Any]) -> int:
-    """Seed of the fresh parameters. A run started from another run's checkpoint draws its
-    non-loaded parameters (a new head) from another stream than a from-scratch run of the same
-    seed: otherwise the "new" head would be the source run's own initial head, which the
-    loaded backbone co-adapted with."""
-    seed = int(cfg["seed"])
-    return seed + 1_000_003 if cfg.get("init_from") else seed
 
 
 def _plain(cfg: Any) -> dict:
@@ -203,20 +129,40 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     Recipe.from_cfg(cfg.get("transfer")).check_init(cfg)
 
 
-def _check_batch(tcfg: Mapping[str, Any], source: Domain, target: Domain,
-                 uses: frozenset[str]) -> None:
+def _check_batch(tcfg: Mapping[str, Any], roles: Roles, uses: frozenset[str]) -> None:
     """A batch larger than a train split repeats examples (batches are drawn with
     replacement): an error unless the user says `trainer.batch_over_split=resample`."""
     policy = tcfg.get("batch_over_split", "error")
     if policy not in ("error", "resample"):
         raise JtlError(f"trainer.batch_over_split={policy!r}: use error or resample")
     batch_size = int(tcfg["batch_size"])
-    for role, dom in (("source", source), ("target", target)):
+    for role, dom in [*(("source", s) for s in roles.sources), ("target", roles.target)]:
         n = len(dom.train)
         if f"{role}/x" in uses and batch_size > n and policy == "error":
             raise JtlError(f"trainer.batch_size={batch_size} is larger than the {role} train "
                            f"split of '{dom.name}' ({n} examples); set trainer.batch_size<={n}, "
                            "or trainer.batch_over_split=resample to draw it with repeats")
+
+
+def _scored_splits(cfg: Mapping[str, Any], roles: Roles) -> list[tuple[str, Any]]:
+    """(metric prefix, split) of every evaluation: each labeled source's val and test when its
+    classes mean the target's (`source`, or `source.<k>` for several), target val and test,
+    and each `eval` domain's test (and val)."""
+    target = roles.target
+    scored: list[tuple[str, Any]] = []
+    cfgs = cfg.get("sources") or [cfg.get("source") or {}]
+    for name, dom, dcfg in zip(group_names("source", len(roles.sources)), roles.sources, cfgs,
+                               strict=False):
+        if dom.labels == "all" and same_label_space(cfg, dom, target, dcfg):
+            scored += [(f"{name}/val", dom.val), (f"{name}/test", dom.test)]
+    if target.labels == "all":
+        scored.append(("target/val", target.val))
+    scored.append(("target/test", target.test))
+    for name, dom in roles.evals.items():
+        if dom.num_classes == target.num_classes and dom.labels != "none":
+            scored += [(f"eval/{name}/val", dom.val)] if dom.labels == "all" else []
+            scored.append((f"eval/{name}/test", dom.test))
+    return scored
 
 
 def _selection(history: list[dict], labeled: str, final: dict[str, float], total: int,
@@ -315,7 +261,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     config's run is refused (or moved aside with `overwrite=true`). `on_complete(workdir,
     summary)` runs after a completed summary is written (e.g. end-of-training measures)."""
     distributed.initialize()  # before any device use; a no-op unless the environment says so
-    raw, cfg = cfg, _plain(cfg)
+    raw, cfg = cfg, resolve_roles(_plain(cfg))
     cfg.pop(inputs.KEY, None)  # a saved config's record: recorded anew below, not an input
     check_config(cfg)
     compile_cache.enable()  # a second run of the same shapes starts without compiling
@@ -388,8 +334,8 @@ def lane_config(cfg: DictConfig | Mapping[str, Any], seed: int,
             cfg.seed, cfg.trainer.seeds = seed, None
             if lanes is not None:
                 cfg.trainer.lanes = lanes
-        return _plain(cfg)
-    out = copy.deepcopy(dict(cfg))
+        return resolve_roles(_plain(cfg))
+    out = resolve_roles(copy.deepcopy(dict(cfg)))
     out["seed"], out["trainer"] = seed, {**out["trainer"], "seeds": None}
     if lanes is not None:
         out["trainer"]["lanes"] = lanes
@@ -499,48 +445,6 @@ def _train(cfg: dict, workdir: Path, t0: float) -> dict:
     return result
 
 
-def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
-                   net: Network | None = None, source: Domain | None = None) -> Any:
-    """The parameters a run starts from: fresh (`net`, else built from the config's init
-    seed), then what `init_from` loads, then the recipe's head (prototype; its cl2n centre
-    may be the `source` train set's mean feature)."""
-    if net is None:
-        net = network(cfg, target.num_classes, method)
-    graphdef, params = nnx.split(net)
-    params = params.to_pure_dict()
-    recipe = Recipe.from_cfg(cfg.get("transfer"))
-    if cfg.get("init_from"):
-        params, loaded = ckpt.load_params(cfg["init_from"], params, cfg.get("load") or ".*",
-                                          cfg.get("dont_load"), cfg.get("init_from_step"))
-        log.info("init_from %s: loaded %d arrays", cfg["init_from"], len(loaded))
-    if recipe.head == "prototype":
-        center = None
-        if recipe.metric == "cl2n" and recipe.center == "source":
-            if source is None:
-                raise JtlError("transfer.metric=cl2n with center=source needs the source domain")
-            center = source.train
-        params = with_prototype_head(graphdef, params, target.train, target.num_classes,
-                                     recipe.metric, center)
-    return params
-
-
-def untrained_head(cfg: Mapping[str, Any], params: Any, method: Method, freeze: str | None,
-                   recipe: Recipe) -> bool:
-    """True when the run's `head/` is neither trained (by the optimizer's own labels), nor
-    loaded from a run, nor a prototype: its accuracy is that of a random linear layer (a
-    self-supervised method's run)."""
-    labels = trainable_labels(params, method.trainable, freeze)
-    heads = [(p, label) for p, label in zip(param_paths(params),
-                                            jax.tree_util.tree_leaves(labels), strict=True)
-             if p.startswith("head/")]
-    load, dont_load = cfg.get("load") or ".*", cfg.get("dont_load")
-    loaded = bool(cfg.get("init_from")) and any(
-        re.fullmatch(load, p) and not (dont_load and re.fullmatch(dont_load, p))
-        for p, _ in heads)
-    trained = any(label != "frozen" for _, label in heads)
-    return not (trained or loaded or recipe.head == "prototype")
-
-
 def _lane_state(state: Any, i: int, vmapped: bool) -> Any:
     return jax.tree_util.tree_map(lambda a: a[i], state) if vmapped else state
 
@@ -576,9 +480,11 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     lane's summary, or the exception that ended that lane alone (a diverged seed)."""
     tcfg = cfg["trainer"]
     total = int(tcfg["steps"])
-    source, target, method, net = build(lanes[0].cfg)
+    built = build_all(lanes[0].cfg)
+    roles, method, net = built.roles, built.method, built.net
+    source, target = roles.source, roles.target
     batch_size = int(tcfg["batch_size"])
-    _check_batch(tcfg, source, target, method.uses)
+    _check_batch(tcfg, roles, method.uses)
     has_conv = type(net.backbone).has_conv
     graphdef, _ = nnx.split(net)
     recipe = Recipe.from_cfg(cfg.get("transfer"))
@@ -587,8 +493,10 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     blocks = len(net.backbone.blocks)
     stats = stat_paths(net)  # batch-norm statistics: state, not trained, not counted
     freeze = recipe.freeze(cfg.get("freeze"), blocks)
-    tx = build_optimizer(cfg["optim"], params[0], total, method.trainable, freeze,
-                         recipe.all_groups(blocks), fixed=stats)
+    stats_only = method.trainable is None  # no gradient step: the boundary hook only
+    tx = build_optimizer(cfg["optim"], params[0], total,
+                         ".*" if stats_only else method.trainable,
+                         ".*" if stats_only else freeze, recipe.all_groups(blocks), fixed=stats)
     mesh = None if vmapped else meshes.make_mesh(tcfg.get("mesh", "auto"))
     meshes.check_batch(mesh, batch_size)
     keep = int(tcfg.get("keep_checkpoints", 2))
@@ -608,7 +516,8 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
         lane.writer = MetricWriter(lane.workdir, start, bool(tcfg.get("tensorboard", True)),
                                    files=distributed.is_primary())
 
-    data = train_arrays(source, target, method.uses)
+    # Stored fields (uint8 images stay uint8) per group; each group's pipeline runs in the step.
+    data, pps = train_groups({"source": roles.sources, "target": [target]}, method.uses)
     nbytes = sum(a.nbytes for d in data.values() for a in d.values())
     mode = tcfg.get("data_on_device", "auto")
     streamed = (nbytes > DEVICE_DATA_LIMIT) if mode == "auto" else not bool(mode)
@@ -623,30 +532,45 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])
     ckpt_every = int(tcfg["checkpoint_every"])
 
-    # Label-free selection (DEV) for methods that read no target labels; no config key.
+    # Label-free selection (DEV) for one labeled source and methods that read no target labels.
     for lane in lanes:
-        lane.dev = (None if "target/y" in method.uses or source.labels != "all"
-                    else make_dev(graphdef, source, target, lane.seed))
-
-    # Source splits are scored with the target's head only when its classes mean the same.
-    scored = [("source/val", source.val), ("source/test", source.test)] if same_label_space(
-        cfg, source, target) and source.labels == "all" else []
-    if target.labels == "all":
-        scored.append(("target/val", target.val))
+        lane.dev = (None if "target/y" in method.uses or len(roles.sources) != 1
+                    or source.labels != "all" else make_dev(graphdef, source, target, lane.seed))
+    scored = _scored_splits(cfg, roles)
 
     def run_evals(params: Any, lane: _Lane) -> dict[str, float]:
         out = {}
-        for name, split in [*scored, ("target/test", target.test)]:
+        for name, split in scored:
             if len(split):  # an empty val split (few-shot, val_fraction=0) is not evaluated
                 for k, v in evaluate(params, split).items():
                     out[f"{name}/{k}"] = v
+        if len(roles.sources) > 1:  # DomainBed's training-domain validation: the mean
+            for part in ("val", "test"):
+                accs = [out[f"{g}/{part}/accuracy"] for g in group_names("source",
+                                                                         len(roles.sources))
+                        if f"{g}/{part}/accuracy" in out]
+                if accs:
+                    out[f"source/{part}/accuracy"] = float(np.mean(accs))
         if lane.dev is not None:
             out.update(lane.dev(params))
         return out
 
+    def boundary(state: Any, mark: int) -> Any:
+        """The method's hook on each lane's parameters (statistics-only methods: their run)."""
+        if type(method).on_boundary is Method.on_boundary:
+            return state
+        lane_params = []
+        for i, lane in enumerate(lanes):
+            p = jax.device_get(_lane_state(state["params"], i, vmapped))
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(lane.seed), 2), mark)
+            ctx = Boundary(mark, total, graphdef, roles, key)
+            lane_params.append(method.on_boundary(p, ctx))
+        new = _stack(lane_params) if vmapped else lane_params[0]
+        return {**state, "params": meshes.replicate(new, mesh) if not vmapped else new}
+
     def compiled(n: int) -> Any:
         chunk = _guarded(make_chunk(step_fn, batch_size, n, streamed,
-                                    meshes.batch_constraint(mesh)), max_loss)
+                                    meshes.batch_constraint(mesh), pps), max_loss)
         if vmapped:  # seeds on axis 0 of state, keys and (streamed) batches
             chunk = jax.vmap(chunk, in_axes=(0, 0 if streamed else None, 0))
         return jax.jit(chunk, donate_argnums=0)
@@ -666,7 +590,8 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
     bar = tqdm(total=total, initial=start, desc=f"{cfg['method']['name']} seed={seeds}",
                unit="step", dynamic_ncols=True,
                disable=not tcfg.get("progress", True) or not distributed.is_primary())
-    marks = [m for m in boundaries(total, [eval_every, log_every, ckpt_every]) if m > start]
+    marks = [m for m in ([total] if stats_only else
+                         boundaries(total, [eval_every, log_every, ckpt_every])) if m > start]
     step = start
     pending: list[tuple[int, Any, Any]] = []  # (first step, metrics, health flags) per call
     checked = 0  # calls in `pending` whose health flags were read
@@ -687,6 +612,10 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
 
     try:
         for mark in marks:
+            if stats_only:  # no gradient step: the step count jumps to the mark
+                state = {**state, "step": jnp.full_like(state["step"], mark)}
+                bar.update(mark - step)
+                step = mark
             while step < mark:
                 n = min(spc, mark - step)
                 if n not in chunks:
@@ -699,8 +628,9 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
                 bar.update(n)
                 _inject_fault(step, managers=[lane.mngr for lane in lanes])
             check(len(pending))
+            state = boundary(state, mark)
             rows: dict[int, dict[str, float]] = {i: {} for i in alive}
-            if mark % log_every == 0 or mark == total:
+            if pending and (mark % log_every == 0 or mark == total):
                 stacked = jax.device_get([m for _, m, _ in pending])
                 for i in alive:
                     lane_m = [_lane_state(m, i, vmapped) for m in stacked]
@@ -756,7 +686,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
         log.warning("method=%s trains %s, not head/: the accuracies in summary.json are a "
                     "random head's; evaluate the backbone with measure=[cluster] or a transfer "
                     "run (pretrain=...)", cfg["method"]["name"], method.trainable)
-    val_policy = (target if labeled == "target" else source).val_policy
+    val_policy = (target if labeled == "target" else source or target).val_policy
     num_params = int(sum(np.size(a) for p, a in zip(param_paths(params[0]),
                                                     jax.tree_util.tree_leaves(params[0]),
                                                     strict=True) if p not in stats))
@@ -765,7 +695,7 @@ def _train_lanes(cfg: dict, lanes: list[_Lane], t0: float, vmapped: bool
         "step": total,
         "seed": lane.seed,
         "method": cfg["method"]["name"],
-        "source": source.name,
+        "source": roles.source_name,
         "target": target.name,
         "model": cfg["model"]["name"],
         "num_classes": target.num_classes,

@@ -141,6 +141,8 @@ class EfficientNetLite(Backbone):
     the last kept block), not the flattened map of Backbone's default."""
 
     has_conv = True  # lax.conv (depthwise): the trainer steps once per call on CPU
+    # `normalize` on the [0, 1] scale the domain pipeline works in (jtl.domains.pp).
+    normalize = (tuple(m / 255.0 for m in MEAN_RGB), tuple(s / 255.0 for s in STDDEV_RGB))
 
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs, width: float = 1.0,
                  depth: float = 1.0) -> None:
