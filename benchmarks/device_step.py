@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jtl.config import compose
-from jtl.train.data import train_arrays
+from jtl.train.data import train_groups
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_chunk, make_step
 from jtl.train.trainer import build
@@ -37,9 +37,10 @@ def setup(model: str, method: str, batch: int, steps: int):
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
     tx = build_optimizer(cfg["optim"], params, steps, meth.trainable, None)
-    data = jax.device_put(train_arrays(source, target, meth.uses))
+    data, pps = train_groups({"source": [source], "target": [target]}, meth.uses)
+    data = jax.device_put(data)
     step = make_step(graphdef, meth, tx, steps)
-    return params, tx, data, lambda n: make_chunk(step, batch, n, False)
+    return params, tx, data, lambda n: make_chunk(step, batch, n, False, pps=pps)
 
 
 def timed(fn, state, data, keys, calls: int) -> float:

@@ -21,7 +21,7 @@ from jtl.domains import LoadContext, build_domain
 from jtl.methods import build_method
 from jtl.models import MODELS as BACKBONES
 from jtl.models import build_network
-from jtl.train.data import train_arrays
+from jtl.train.data import train_groups
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_chunk, make_step
 from jtl.train.trainer import load_context, steps_per_call
@@ -38,8 +38,10 @@ def steps_per_second(model_cfg: dict, ctx: LoadContext, steps: int, batch_size: 
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
     tx = build_optimizer({"name": "adam", "lr": 1e-3}, params, steps, ".*", None)
-    data = jax.device_put(train_arrays(dom, dom, method.uses))
-    fn = jax.jit(make_chunk(make_step(graphdef, method, tx, steps), batch_size, chunk, False),
+    data, pps = train_groups({"source": [dom], "target": [dom]}, method.uses)
+    data = jax.device_put(data)
+    fn = jax.jit(make_chunk(make_step(graphdef, method, tx, steps), batch_size, chunk, False,
+                            pps=pps),
                  donate_argnums=0)
     key = jax.random.key(0)
     state = init_state(params, tx)
