@@ -164,25 +164,17 @@ COMMON_KEYS = ("name", "shifts", "classes", "per_class", "max_train", "val_fract
 
 
 def to_input_shape(x: np.ndarray, input_shape: tuple[int, int, int]) -> np.ndarray:
-    """(N,H,W[,C]) in [0,1] -> (N, *input_shape): bilinear resize and channel match."""
-    import jax
+    """(N,H,W[,C]) in [0,1] -> (N, *input_shape) float32, on the host: the step's own image ops
+    (`jtl.domains.pp.image_to_model`: channel match, bilinear resize, clip), run eagerly."""
     import jax.numpy as jnp
+
+    from jtl.domains.pp import image_to_model
 
     if x.ndim == 3:
         x = x[..., None]
-    h, w, c = input_shape
     if len(x) == 0:
-        return np.zeros((0, h, w, c), np.float32)
-    if x.shape[-1] != c:
-        if x.shape[-1] == 1:
-            x = np.repeat(x, c, axis=-1)
-        elif c == 1:
-            x = x.mean(axis=-1, keepdims=True)
-        else:
-            raise JtlError(f"cannot map {x.shape[-1]} channels to the model's {c}")
-    if x.shape[1:3] != (h, w):
-        x = np.asarray(jax.image.resize(jnp.asarray(x), (x.shape[0], h, w, c), "bilinear"))
-    return np.clip(x, 0.0, 1.0).astype(np.float32)
+        return np.zeros((0, *input_shape), np.float32)
+    return np.asarray(image_to_model(jnp.asarray(x, jnp.float32), input_shape), np.float32)
 
 
 def _split_off(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -70,3 +70,18 @@ def test_digits_experiments_are_the_study_recipe(experiment):
                 cfg.optim.momentum, cfg.optim.schedule) == ("lenet", "sgd", 0.01, 1e-3, 0.9,
                                                             "dann")
         assert (cfg.trainer.steps, cfg.trainer.batch_size) == (2000, 32)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_with_every_model(experiment):
+    """Experiments choose options and never pin another option's keys: swapping the model
+    under any experiment gives a network that builds (issue 20)."""
+    from flax import nnx
+
+    from jtl.models import build_network
+
+    for model in GROUPS["model"]:
+        cfg = compose_cfg([f"experiment={experiment}", f"model={model}"])
+        method = build_method(cfg.method)
+        net = nnx.eval_shape(lambda c=cfg, m=method: build_network(c.model, 3, m, 0))
+        assert net.backbone is not None, (experiment, model)
