@@ -21,10 +21,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jtl.config import compose
+from jtl.train.build import build
 from jtl.train.data import train_groups
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_chunk, make_step
-from jtl.train.trainer import build
 
 # Dense peak FLOP/s (float32 on the vector units, TF32 on the matrix units): XLA's default
 # precision lets float32 convolutions and matmuls run as TF32 on these GPUs.

@@ -18,13 +18,14 @@ import numpy as np
 from flax import nnx
 
 from jtl.domains import LoadContext, build_domain
+from jtl.domains.base import load_context
 from jtl.methods import build_method
 from jtl.models import MODELS as BACKBONES
 from jtl.models import build_network
 from jtl.train.data import train_groups
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_chunk, make_step
-from jtl.train.trainer import load_context, steps_per_call
+from jtl.train.trainer import steps_per_call
 
 MODELS = {"mlp": {"name": "mlp", "input_shape": [28, 28, 1], "hidden": [512, 256]},
           "lenet": {"name": "lenet", "input_shape": [28, 28, 1]}}

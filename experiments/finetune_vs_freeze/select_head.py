@@ -78,8 +78,8 @@ def accuracy(feats: np.ndarray, y: np.ndarray, support: np.ndarray, queries: np.
 
 
 def score_fold(f: int) -> dict[str, float]:
+    from jtl.train.build import load_domains
     from jtl.train.runs import features, load_run
-    from jtl.train.trainer import load_domains
 
     run = load_run(fold_run(f))
     _, held = fold_classes(f)

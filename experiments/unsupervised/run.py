@@ -84,8 +84,8 @@ def cluster_row(features, labels, seed: int) -> dict[str, float]:
 
 def encoders(direction: str, seed: int, done: set[str], dry: bool) -> None:
     from jtl.config import compose
+    from jtl.train.build import build
     from jtl.train.runs import features, load_run
-    from jtl.train.trainer import build
 
     for method in ENCODERS:
         key = f"cluster/{direction}/{method}/{seed}"

@@ -121,7 +121,7 @@ class LoadedRun:
         (`jtl.train.trainer.initial_params`): the fresh initialisation, with what
         `init_from`/`load`/`dont_load` loaded from the source run (the pretrained weights of a
         fine-tuned run) and a recipe's prototype head."""
-        from jtl.train.trainer import initial_params
+        from jtl.train.build import initial_params
 
         absl = logging.getLogger("absl")  # orbax warns that it skipped the opt_state
         level = absl.level

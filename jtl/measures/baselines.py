@@ -342,7 +342,7 @@ def num_classes(run: TransferRun) -> int:
     key = json.dumps({k: run.cfg.get(k) for k in ("source", "target", "model", "paths")},
                      sort_keys=True, default=str)
     if key not in _NUM_CLASSES:
-        from jtl.train.trainer import load_domains
+        from jtl.train.build import load_domains
 
         _NUM_CLASSES[key] = int(load_domains(run.cfg)[1].num_classes)
     return _NUM_CLASSES[key]

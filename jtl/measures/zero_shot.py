@@ -52,9 +52,9 @@ def zero_shot(ctx: MeasureContext, domain: str | None = None,
               unseen: Sequence[int] | None = None, split: str = "test") -> MeasureValues:
     """Unseen- and seen-class DAP accuracy of the measured `dap` run on `domain`'s `split`."""
     from jtl.domains import build_domain
+    from jtl.domains.base import load_context
     from jtl.methods.dap import DAP
     from jtl.train.runs import features, load_run
-    from jtl.train.trainer import load_context
 
     (run_dir,) = ctx.need("zero_shot", "run_dir")
     run = load_run(run_dir)

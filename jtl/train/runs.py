@@ -74,7 +74,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> Run:
 
     A missing dir, a dir without config or without checkpoints fails with a JtlError before
     any data set is loaded."""
-    from jtl.train.trainer import build
+    from jtl.train.build import build
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

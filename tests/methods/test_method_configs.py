@@ -25,6 +25,7 @@ READS = {
     "simclr": {"source/x"},  # unsupervised: no label at all
     "autoencoder": {"source/x"},
     "dap": {"source/x", "source/y"},  # zero-shot: seen classes' labels, through attributes
+    "adabn": {"target/x"},  # source-free: target statistics only
 }
 
 
