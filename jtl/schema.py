@@ -133,6 +133,11 @@ DOMAIN_KEYS: dict[str, dict[str, Any]] = {
     "mnist": {"backend": Literal["auto", "offline", "tfds"]},
     "usps": {}, "sklearn_digits": {},
     "amazon_mdsd": {"product": Literal["books", "dvd", "electronics", "kitchen"]},
+    # imagefolder.py, office31.py: storage_size is checked by the loader (>= 8)
+    "imagefolder": {"root": str, "storage_size": int, "test": Literal["held_out", "all"],
+                    "manifest": str | None},
+    "office31": {"env": Literal["amazon", "dslr", "webcam"], "storage_size": int,
+                 "test": Literal["held_out", "all"]},
     "npz": {"path": str, "max_value": float | None},  # max_value: value_range's old form
     "tfds": {"dataset": str | None, "train_split": str, "test_split": str | None,
              "image_key": str, "label_key": str, "tfds_data_dir": str | None},

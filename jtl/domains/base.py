@@ -106,6 +106,9 @@ class Domain:
     # `classes=[5,6,7,8,9]`, so two domains' label spaces can be compared after relabelling.
     # Empty: not known (a Domain built by hand).
     class_ids: tuple[int, ...] = ()
+    # The name of each label 0..num_classes-1 where the data set has names (an image
+    # folder's class folders); empty otherwise.
+    class_names: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +127,9 @@ class RawData:
     # What x is: "image" (N,H,W[,C]), "features" (N,D) float, or "tokens" (x a mapping of
     # `tokens` and `mask`, (N,T) int32 each).
     field: str = "image"
+    class_names: tuple[str, ...] = ()  # see Domain.class_names
+    # Without x_test: hold `test_fraction` of every class out (stratified), not of the whole.
+    stratified: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,14 +346,16 @@ def build_domain(
     split_seed = int(cfg.get("split_seed", 0))
     (_, x_tr, y_tr), rng_tr = arrays[0], ranges[0]
     if raw.x_test is None:  # hold out test_fraction, deterministically
-        keep, held = _split_off(len(y_tr), float(cfg.get("test_fraction", 0.2)), split_seed)
+        fraction = float(cfg.get("test_fraction", 0.2))
+        keep, held = (_split_per_class(y_tr, fraction, split_seed) if raw.stratified else
+                      _split_off(len(y_tr), fraction, split_seed))
         x_te, y_te, rng_te = _rows(x_tr, held), y_tr[held], rng_tr
         x_tr, y_tr = _rows(x_tr, keep), y_tr[keep]
         if not len(y_te):
             raise JtlError(f"{where}: test_fraction leaves an empty test split; raise it.")
     else:
         (_, x_te, y_te), rng_te = arrays[1], ranges[1]
-    class_ids = tuple(range(num_classes))
+    class_ids, class_names = tuple(range(num_classes)), raw.class_names
     if cfg.get("classes") is not None:  # after the test hold-out, so the test split keeps
         classes = check_classes(cfg["classes"], num_classes, where, role)  # all of theirs
         (x_tr, y_tr), (x_te, y_te) = (select_classes(x_tr, y_tr, classes),
@@ -355,6 +363,7 @@ def build_domain(
         if raw.labels == "all":
             check_trainable_classes(y_tr, classes, where, role)
         num_classes, class_ids = len(classes), tuple(classes)
+        class_names = tuple(class_names[c] for c in classes) if class_names else ()
     tr, va, val_policy = _val_indices(y_tr, cfg, split_seed, where, role,
                                       class_ids if raw.labels == "all" else None)
     shifts = cfg.get("shifts") or []
@@ -382,7 +391,8 @@ def build_domain(
                   std=None if normalize is None else tuple(normalize[1]), augment=augment)
     train, val, test = (Split(s.fields, pp) for s in (train, val, test))
     return Domain(name=name, train=train, val=val, test=test, num_classes=num_classes,
-                  val_policy=val_policy, labels=raw.labels, class_ids=class_ids)
+                  val_policy=val_policy, labels=raw.labels, class_ids=class_ids,
+                  class_names=class_names)
 
 
 def _asarray(x: Any) -> Any:
