@@ -10,8 +10,8 @@ model or measure stays a file plus a yaml:
 - `model`: the backbone's constructor signature (`jtl/models/<name>.py`);
 - measures: the measure function's keyword options (`jtl/measures/<name>.py`);
 - `transfer`: `jtl.transfer.recipes.Recipe`;
-- the root keys, `paths`, `trainer`, `optim`, the domains' keys and shift parameters: the
-  dataclasses below.
+- the root keys, `paths`, `trainer`, `optim`, `neck`, the domains' keys and shift
+  parameters: the dataclasses below.
 
 `validate(cfg)` checks a composed config against it before anything else happens (no data
 loaded, no device touched): a wrong type, a value out of range or an unknown key is one
@@ -113,6 +113,14 @@ OPTIMIZERS: dict[str, type] = {"adam": Adam, "sgd": Sgd}
 
 
 @dataclasses.dataclass
+class Neck:
+    """`neck:` between backbone and head (conf/neck/, `jtl.models.base.Neck`); null: none."""
+
+    bottleneck_dim: int | None = bound(ge=1, le=1 << 20, default=None)
+    pool: Literal["mean"] | None = None
+
+
+@dataclasses.dataclass
 class DomainCommon:
     """Keys every domain has (`jtl.domains.base.COMMON_KEYS`)."""
 
@@ -188,7 +196,8 @@ class Root:
 
 # Sections validated elsewhere or not at all (Hydra's own, measure options by `measures`).
 UNCHECKED = ("hydra", "measure", "inputs")  # inputs: recorded by jtl.inputs, not set by hand
-GROUPS = ("paths", "source", "target", "model", "method", "optim", "trainer", "transfer")
+GROUPS = ("paths", "source", "target", "model", "neck", "method", "optim", "trainer",
+          "transfer")
 REGEX_KEYS = ("load", "dont_load", "freeze")
 
 
@@ -472,6 +481,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
         check_value("optim.name", optim.get("name"), Literal[tuple(OPTIMIZERS)])  # type: ignore[misc]
         check_section(optim, dataclass_keys(OPTIMIZERS[optim["name"]]), "optim.",
                       f"optim '{optim['name']}'")
+    neck = cfg.get("neck")
+    if neck is not None:
+        if not isinstance(neck, Mapping):
+            raise _fail("neck", neck, "a mapping (bottleneck_dim, pool), or null: "
+                        "choose neck=bottleneck or neck=pool")
+        check_section(neck, dataclass_keys(Neck), "neck.", "neck")
     for group, keys_of in (("model", _model_keys), ("method", _method_keys)):
         section = cfg.get(group)
         if section is not None:

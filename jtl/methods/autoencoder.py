@@ -39,7 +39,7 @@ class Autoencoder(Method):
     pixels: int = 784  # H * W * C of the model's input (28 x 28 x 1)
     dec_hidden: int = 512
     uses = frozenset({"source/x"})
-    trainable = "(backbone|dec)/.*"
+    trainable = "(backbone|neck|dec)/.*"
 
     def modules(self, feature_dim, num_classes, rngs):
         return {"dec": Decoder(feature_dim, self.dec_hidden, self.pixels, rngs)}
@@ -50,5 +50,5 @@ class Autoencoder(Method):
             raise JtlError(f"autoencoder: images have {math.prod(x.shape[1:])} pixel values "
                            f"{tuple(x.shape[1:])}, the decoder outputs {self.pixels}; set "
                            f"method.pixels={math.prod(x.shape[1:])}")
-        mse = jnp.mean((model.dec(model.backbone(x)) - x.reshape(x.shape[0], -1)) ** 2)
+        mse = jnp.mean((model.dec(model.features(x)) - x.reshape(x.shape[0], -1)) ** 2)
         return mse, {"mse": mse}

@@ -32,7 +32,7 @@ class BSS(Method):
 
     def loss(self, model, batch, key, progress):
         data = batch["target"]
-        feats = model.backbone(data["x"])
+        feats = model.features(data["x"])
         logits = model.head(feats)
         ce = cross_entropy(logits, data["y"])
         shrink = spectral_shrinkage(feats, self.k)

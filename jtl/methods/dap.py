@@ -92,7 +92,7 @@ class DAP(Method):
     # None: the source holds every class of the table, labelled by its row.
     seen: tuple[int, ...] | None = None
     uses = frozenset({"source/x", "source/y"})
-    trainable = "(backbone|attr)/.*"
+    trainable = "(backbone|neck|attr)/.*"
 
     def __post_init__(self) -> None:
         codes = self.codes  # a missing or malformed table fails here, before any data loads
@@ -126,7 +126,7 @@ class DAP(Method):
 
     def loss(self, model, batch, key, progress):
         src = batch["source"]
-        logits = model.attr(model.backbone(src["x"]))
+        logits = model.attr(model.features(src["x"]))
         codes = jnp.asarray(self.codes[self.seen_classes])
         bce = optax.sigmoid_binary_cross_entropy(logits, codes[src["y"]]).mean()
         acc = jnp.mean(dap_predict(logits, codes) == src["y"])

@@ -20,7 +20,8 @@ TLlib's 1e-6 shift.
 
 With `standardize` (default), f' reads the features standardised per dimension over the joint
 [source; target] batch, (f - mean) / sqrt(var + 1e-5): the normalisation of TLlib's BatchNorm
-bottleneck (there in front of both heads; jtl's head reads the backbone directly), without
+bottleneck (there in front of both heads; jtl's heads read the neck's output, which is that
+bottleneck only with `neck.bottleneck_dim`), without
 running statistics (f' is never evaluated) or affine (f''s linear layer absorbs it). For one
 batch this is an affine map of f, so f' stays linear in the features, but its logits no longer
 grow when the backbone scales them up. On raw features the backbone ascends

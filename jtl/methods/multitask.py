@@ -29,8 +29,8 @@ class Multitask(Method):
 
     def loss(self, model, batch, key, progress):
         src, tgt = batch["source"], batch["target"]
-        logits_t = model.head(model.backbone(tgt["x"]))
-        logits_s = model.source_head(model.backbone(src["x"]))
+        logits_t = model.head(model.features(tgt["x"]))
+        logits_s = model.source_head(model.features(src["x"]))
         ce_t, ce_s = cross_entropy(logits_t, tgt["y"]), cross_entropy(logits_s, src["y"])
         return ce_t + self.weight * ce_s, {"cls_loss": ce_t, "source_loss": ce_s,
                                            "train_acc": accuracy(logits_t, tgt["y"])}

@@ -65,7 +65,7 @@ class SimCLR(Method):
     contrast: float = 0.4
     noise_std: float = 0.05
     uses = frozenset({"source/x"})
-    trainable = "(backbone|proj)/.*"
+    trainable = "(backbone|neck|proj)/.*"
 
     @property
     def augment(self) -> Augment:
@@ -80,7 +80,7 @@ class SimCLR(Method):
         x = batch["source"]["x"]
         k1, k2 = jax.random.split(key)
         views = jnp.concatenate([self.augment(k1, x), self.augment(k2, x)])
-        z = model.proj(model.backbone(views))
+        z = model.proj(model.features(views))
         z1, z2 = jnp.split(z, 2)
         sim, positive = _logits(z1, z2, self.temperature)
         loss = optax.softmax_cross_entropy_with_integer_labels(sim, positive).mean()

@@ -16,6 +16,6 @@ class SourceOnly(Method):
 
     def loss(self, model, batch, key, progress):
         data = batch[self.labeled]
-        logits = model.head(model.backbone(data["x"]))
+        logits = model.head(model.features(data["x"]))
         ce = cross_entropy(logits, data["y"])
         return ce, {"cls_loss": ce, "train_acc": accuracy(logits, data["y"])}

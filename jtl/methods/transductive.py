@@ -29,7 +29,7 @@ def forward(model: nnx.Module, batch: Batch) -> Forward:
     """One backbone/head pass over [source; target]: both domains see the same weights and any
     batch-dependent normalisation sees both, as in DANN/TLlib; the result is split by size."""
     xs, xt = batch["source"]["x"], batch["target"]["x"]
-    f = model.backbone(jnp.concatenate([xs, xt]))
+    f = model.features(jnp.concatenate([xs, xt]))
     logits = model.head(f)
     n = xs.shape[0]
     return Forward(f[:n], f[n:], logits[:n], logits[n:])

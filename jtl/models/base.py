@@ -1,12 +1,17 @@
-"""The network every method trains: `backbone` -> features, `head` -> logits, plus method modules.
+"""The network every method trains: `backbone` -> `neck` -> features, `head` -> logits, plus
+method modules.
 
 Backbones keep their layers in a list called `blocks` so that parameter paths read
 `backbone/blocks/<i>/...`: freezing the first k blocks or reloading some of them is a regex.
+The neck (TLlib's `ImageClassifier`: pool layer, then an optional bottleneck) sits between
+backbone and head; what the head and every method module read is its output,
+`Network.features(x)`. Without a bottleneck it has no parameters, so the parameter paths and
+numbers of a network are those it had before the slot existed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import jax
@@ -47,9 +52,15 @@ class Backbone(nnx.Module):
     normalize: ClassVar[tuple[tuple[float, ...], tuple[float, ...]] | None] = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.maps(x)
+        return x.reshape(x.shape[0], -1)  # flat features, also when cut after a conv block
+
+    def maps(self, x: jax.Array) -> jax.Array:
+        """The last block's output as it is ((B, H, W, C) after a conv block): what a neck
+        that pools (`pool: mean`) reads."""
         for block in self.blocks:
             x = block(x)
-        return x.reshape(x.shape[0], -1)  # flat features, also when cut after a conv block
+        return x
 
     def cut(self, keep: int, input_shape: tuple[int, ...]) -> None:
         """Keep only the first `keep` blocks (Yosinski et al. 2014's transfer of the first n
@@ -62,27 +73,81 @@ class Backbone(nnx.Module):
         self.feature_dim = int(self(jnp.zeros((1, *input_shape))).shape[1])
 
 
+POOLS = ("mean",)
+
+
+class Neck(nnx.Module):
+    """Backbone output -> the features the head and the method modules read (`feature_dim`).
+
+    pool: None (default) reads the backbone's own flat output, which already ends in its
+    pooling (ResNet's `Pool`, MNIST-CNN's `MeanPool`, EfficientNet's mean); `mean` averages
+    the last block's (B, H, W, C) maps over space instead of flattening them (TLlib's
+    AdaptiveAvgPool2d + Flatten), e.g. for a backbone cut after a conv block
+    (`transfer.keep_blocks`). bottleneck_dim: None (default) none; d: TLlib's bottleneck
+    Linear(D, d) + BatchNorm1d + ReLU (parameters `neck/linear/...`, `neck/norm/...`).
+    """
+
+    def __init__(self, backbone: Backbone, input_shape: Sequence[int], rngs: nnx.Rngs,
+                 bottleneck_dim: int | None = None, pool: str | None = None) -> None:
+        if pool is not None and pool not in POOLS:
+            raise JtlError(f"neck.pool={pool!r}: null (the backbone's own output) or one of "
+                           f"{list(POOLS)}")
+        if bottleneck_dim is not None and (isinstance(bottleneck_dim, bool) or
+                                           not isinstance(bottleneck_dim, int) or
+                                           bottleneck_dim < 1):
+            raise JtlError(f"neck.bottleneck_dim={bottleneck_dim!r}: a width >= 1, or null")
+        self.pool = pool
+        dim = backbone.feature_dim
+        if pool == "mean":
+            shape = jax.eval_shape(backbone.maps, jnp.zeros((1, *input_shape))).shape
+            if len(shape) != 4:
+                raise JtlError(f"neck.pool=mean averages (B, H, W, C) maps and this backbone's "
+                               f"last block gives {shape[1:]}: leave neck.pool null")
+            dim = shape[-1]
+        on = bottleneck_dim is not None
+        self.linear = nnx.Linear(dim, bottleneck_dim, rngs=rngs) if on else None
+        self.norm = batch_norm(bottleneck_dim, rngs) if on else None
+        self.feature_dim = bottleneck_dim if on else dim
+
+    def __call__(self, f: jax.Array) -> jax.Array:
+        """Backbone output (its maps when pooling) -> features."""
+        if self.pool == "mean":
+            f = f.mean(axis=(1, 2))
+        if self.linear is None:
+            return f
+        return jax.nn.relu(self.norm(self.linear(f)))
+
+
 class Network(nnx.Module):
     def __init__(self, backbone: Backbone, num_classes: int, extra: Mapping[str, nnx.Module],
-                 rngs: nnx.Rngs) -> None:
+                 rngs: nnx.Rngs, neck: Neck | None = None) -> None:
         self.backbone = backbone
-        self.head = nnx.Linear(backbone.feature_dim, num_classes, rngs=rngs)
+        self.neck = neck if neck is not None else Neck(backbone, (), rngs)
+        self.head = nnx.Linear(self.neck.feature_dim, num_classes, rngs=rngs)
         for name, module in extra.items():
-            if name in ("backbone", "head"):
+            if name in ("backbone", "neck", "head"):
                 raise JtlError(f"a method module may not be called '{name}'")
             setattr(self, name, module)
 
+    def features(self, x: jax.Array) -> jax.Array:
+        """(B, D) features of the model input: the neck's output, what the head reads."""
+        return self.neck(self.backbone.maps(x) if self.neck.pool else self.backbone(x))
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.head(self.backbone(x))
+        return self.head(self.features(x))
 
 
 MODELS: Registry[type[Backbone]] = Registry("model", "jtl.models", "model")
 
 
 def build_network(cfg: Mapping[str, Any], num_classes: int, method: Any, seed: int,
-                  keep_blocks: int | None = None) -> Network:
-    """`conf/model/<name>.yaml` + the method's extra modules -> a Network with fresh params;
-    `keep_blocks` cuts the backbone after its first blocks (`Backbone.cut`)."""
+                  keep_blocks: int | None = None, neck: Mapping[str, Any] | None = None
+                  ) -> Network:
+    """`conf/model/<name>.yaml` + the `neck` config + the method's extra modules (built on
+    the neck's feature width) -> a Network with fresh params; `keep_blocks` cuts the backbone
+    after its first blocks (`Backbone.cut`). The neck draws its parameters after the
+    backbone, before the method modules and the head, so a network without a bottleneck
+    draws what it drew before the slot existed."""
     cfg = dict(cfg)
     cls = MODELS.get(cfg.pop("name"))
     input_shape = tuple(cfg.pop("input_shape"))
@@ -93,8 +158,12 @@ def build_network(cfg: Mapping[str, Any], num_classes: int, method: Any, seed: i
         raise JtlError(f"model '{cls.__name__}' config is wrong: {e}") from None
     if keep_blocks is not None:
         backbone.cut(keep_blocks, input_shape)
-    extra = method.modules(backbone.feature_dim, num_classes, rngs)
-    return Network(backbone, num_classes, extra, rngs)
+    try:
+        body = Neck(backbone, input_shape, rngs, **dict(neck or {}))
+    except TypeError as e:
+        raise JtlError(f"neck config is wrong: {e}") from None
+    extra = method.modules(body.feature_dim, num_classes, rngs)
+    return Network(backbone, num_classes, extra, rngs, body)
 
 
 def param_paths(params: Any) -> list[str]:

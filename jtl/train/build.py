@@ -243,12 +243,13 @@ def model_input_shape(cfg: Mapping[str, Any], target: Domain) -> tuple[int, ...]
 
 def network(cfg: Mapping[str, Any], num_classes: int, method: Method,
             input_shape: Sequence[int] | None = None) -> Network:
-    """The run's fresh network: its model, cut where its recipe says (`transfer.keep_blocks`)."""
+    """The run's fresh network: its model, cut where its recipe says (`transfer.keep_blocks`),
+    and its `neck` (null: none)."""
     model = dict(cfg["model"])
     if input_shape is not None:
         model["input_shape"] = list(input_shape)
     return build_network(model, num_classes, method, init_seed(cfg),
-                         Recipe.from_cfg(cfg.get("transfer")).keep_blocks)
+                         Recipe.from_cfg(cfg.get("transfer")).keep_blocks, cfg.get("neck"))
 
 
 def init_seed(cfg: Mapping[str, Any]) -> int:
@@ -272,7 +273,8 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
     recipe = Recipe.from_cfg(cfg.get("transfer"))
     if cfg.get("init_from"):
         params, loaded = ckpt.load_params(cfg["init_from"], params, cfg.get("load") or ".*",
-                                          cfg.get("dont_load"), cfg.get("init_from_step"))
+                                          recipe.dont_load(cfg.get("dont_load")),
+                                          cfg.get("init_from_step"))
         log.info("init_from %s: loaded %d arrays", cfg["init_from"], len(loaded))
     if recipe.head == "prototype":
         center = None

@@ -104,12 +104,13 @@ def _forward(graphdef: nnx.GraphDef, state: Any, x: jax.Array, layer: str) -> ja
     """One layer's output; compiled once per architecture, layer and batch shape, so every
     checkpoint and every run of a model reuse it (a closure over the model would not)."""
     model = nnx.merge(graphdef, state)
-    h = x
-    for i, block in enumerate(model.backbone.blocks):
-        h = block(h)
-        if layer == f"backbone/blocks/{i}":
-            return h.reshape(h.shape[0], -1)
-    h = h.reshape(h.shape[0], -1)  # a backbone cut after a conv block (transfer.keep_blocks)
+    if layer.startswith("backbone/blocks/"):
+        h = x
+        for i, block in enumerate(model.backbone.blocks):
+            h = block(h)
+            if layer == f"backbone/blocks/{i}":
+                return h.reshape(h.shape[0], -1)
+    h = model.features(x)  # what the head reads: the neck's output
     if layer == "features":
         return h
     logits = model.head(h)

@@ -15,6 +15,13 @@ replace the head, `freeze` regexes) and a `transfer:` section for what they cann
 
 Every recipe but `none` needs a run to start from (`pretrain=` or `init_from=`).
 
+A neck (`neck:`, `jtl.models.base.Neck`: TLlib's bottleneck between backbone and head) is
+trained like the head: recipes freeze `backbone/...` only, so it trains where the head does;
+a group of the head (`params: head/.*`) is its group too (linear_probe's lr_mult, l2_sp's
+l2); and a recipe's new head (`dont_load: head/.*`) comes with a new neck, as TLlib puts a
+fresh bottleneck on a pretrained backbone. A prototype head is the class means of the neck's
+features. Without a bottleneck the neck has no parameters and none of this changes a run.
+
 No recipe has a loop of its own: freezing and groups are optax labels, lp_ft's two phases a
 transform that holds the backbone for the first part of the steps, L2-SP a gradient term
 toward the pretrained values held in the optimizer state.
@@ -37,6 +44,8 @@ from jtl.models.base import METRICS, prototype_head
 
 HEADS = ("linear", "prototype")
 CENTERS = ("source", "support")  # cl2n's center: which labeled set's mean feature
+# The head's regex in recipes, and what it becomes so that the neck goes with the head.
+HEAD, HEAD_AND_NECK = "head/.*", "(?:head|neck)/.*"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +82,17 @@ class Recipe:
         return recipe
 
     def check_init(self, cfg: Mapping[str, Any]) -> None:
-        """A recipe that transfers needs something to transfer from."""
-        if self.name != "none" and not (cfg.get("init_from") or cfg.get("pretrain")):
+        """A recipe that transfers needs something to transfer from: a run, or published
+        weights (`model.weights`)."""
+        if self.name != "none" and not (cfg.get("init_from") or cfg.get("pretrain") or
+                                        (cfg.get("model") or {}).get("weights")):
             raise JtlError(f"transfer={self.name} starts from a pretrained run: name it with "
                            "pretrain=<experiment> (found or trained once, cached) or "
-                           "init_from=<run dir>")
+                           "init_from=<run dir>, or give model.weights=<checkpoint>")
+
+    def dont_load(self, dont_load: str | None) -> str | None:
+        """A recipe's `dont_load`: its new head (`head/.*`) brings a new neck."""
+        return HEAD_AND_NECK if self.name != "none" and dont_load == HEAD else dont_load
 
     def freeze(self, freeze: str | None, num_blocks: int) -> str | None:
         """The user's `freeze` regex joined with the first `freeze_k` backbone blocks."""
@@ -93,13 +108,16 @@ class Recipe:
 
 
     def all_groups(self, num_blocks: int) -> tuple[Mapping[str, Any], ...]:
-        """`groups`, then one group per backbone block when `layer_decay` is set (first match
-        wins, so an explicit group overrides a generated one)."""
+        """`groups` (the head's group covering the neck too), then one group per backbone
+        block when `layer_decay` is set (first match wins, so an explicit group overrides a
+        generated one)."""
+        groups = tuple({**g, "params": HEAD_AND_NECK} if g.get("params") == HEAD else g
+                       for g in self.groups)
         if not self.layer_decay:
-            return self.groups
+            return groups
         if self.layer_decay < 1:
             raise JtlError(f"transfer.layer_decay={self.layer_decay}: a factor >= 1")
-        return (*self.groups, *({"params": f"backbone/blocks/{i}/.*",
+        return (*groups, *({"params": f"backbone/blocks/{i}/.*",
                                  "lr_mult": float(self.layer_decay) ** -(num_blocks - i)}
                                 for i in range(num_blocks)))
 
@@ -108,11 +126,12 @@ def with_prototype_head(graphdef: nnx.GraphDef, params: dict, train: Split, num_
                         metric: str = "euclidean", center: Split | None = None,
                         batch_size: int = 1000) -> dict:
     """`params` with the head set to the class means of the labeled target train features
-    (`jtl.models.base.prototype_head`), computed with the (loaded) backbone. cl2n subtracts
+    (`jtl.models.base.prototype_head`), computed with the (loaded) backbone and neck
+    (`Network.features`). cl2n subtracts
     the mean feature of `center` (SimpleShot: the source train set), or of `train` when
     `center` is None."""
     model = nnx.merge(graphdef, params)
-    embed = jax.jit(lambda x: model.backbone(x))
+    embed = jax.jit(lambda x: model.features(x))
 
     def feats(split: Split) -> jax.Array:
         return jnp.concatenate([embed(jnp.asarray(split.x[i:i + batch_size]))

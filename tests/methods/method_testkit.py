@@ -27,6 +27,10 @@ class Tiny(nnx.Module):
         for name, module in method.modules(FEATURES, CLASSES, rngs).items():
             setattr(self, name, module)
 
+    def features(self, x: jax.Array) -> jax.Array:
+        """What the head reads (`Network.features`; no neck here)."""
+        return self.backbone(x)
+
 
 def tiny(method: Method, seed: int = 0) -> tuple[nnx.GraphDef, nnx.State]:
     """(graphdef, params) as the trainer sees them. Shapes come from an abstract build and
