@@ -129,11 +129,11 @@ class TorchStep:
 def jtl_chunk(method: str, data: dict, chunk: int | None, conv_impl: str) -> Any:
     from jtl_step import Chunk
 
-    from jtl.models.lenet import LeNet
     from jtl.train.trainer import steps_per_call
 
-    # The trainer ends a chunk at every log step (the digits recipe logs every 100).
-    auto = steps_per_call({"steps_per_call": "auto", "eval_every": 500}, LeNet.has_conv)
+    # The trainer ends a chunk at every log step (the digits recipe logs every 100); LeNet's
+    # im2col convolutions chunk on every backend (jtl.train.backend.runs_conv: False).
+    auto = steps_per_call({"steps_per_call": "auto", "eval_every": 500}, False)
     length = chunk or min(auto, 100)
     return Chunk(method, data, conv_impl=conv_impl, batch_size=BATCH, length=length,
                  total_steps=TOTAL)

@@ -20,8 +20,8 @@ from flax import nnx
 from jtl.domains import LoadContext, build_domain
 from jtl.domains.base import load_context
 from jtl.methods import build_method
-from jtl.models import MODELS as BACKBONES
 from jtl.models import build_network
+from jtl.train.backend import runs_conv
 from jtl.train.data import train_groups
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_chunk, make_step
@@ -75,7 +75,9 @@ def main() -> None:
         scan = steps_per_second(MODELS[name], ctx, args.steps, args.batch_size, args.steps,
                                 args.repeats)
         auto = steps_per_call({"steps_per_call": "auto", "eval_every": args.steps},
-                              BACKBONES.get(name).has_conv)
+                              runs_conv(build_network(MODELS[name], 10, build_method(
+                                  {"name": "source_only"}), seed=0),
+                                  MODELS[name]["input_shape"]))
         ratios[name] = scan / loop
         print(f"{name:6s} per-step loop: {loop:8.1f} steps/s   scan({args.steps}): "
               f"{scan:8.1f} steps/s   auto -> steps_per_call={auto}")

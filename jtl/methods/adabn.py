@@ -35,10 +35,11 @@ class AdaBN(Method):
     def loss(self, model, batch, key, progress):
         raise JtlError("adabn takes no gradient step (statistics only)")
 
-    def on_boundary(self, params, ctx: Boundary):
+    def on_boundary(self, params, state, ctx: Boundary):
         if ctx.step != ctx.total:
-            return params
-        return target_statistics(ctx.graphdef, params, ctx.roles.target.train, self.batch_size)
+            return params, state
+        return (target_statistics(ctx.graphdef, params, ctx.roles.target.train,
+                                  self.batch_size), state)
 
 
 def target_statistics(graphdef: nnx.GraphDef, params: dict, split, batch_size: int) -> dict:

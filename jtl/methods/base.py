@@ -12,11 +12,17 @@ each `{"x": model input, "y": labels}`; with several sources, `source` holds eve
 equal share concatenated, and `source["domain"]` each example's source index (DomainBed's
 per-domain minibatches), so a method may treat each source apart.
 
-State beyond parameters: batch-norm statistics, updated by the step itself, and whatever
-`on_boundary` writes into the parameters between chunks: the hook runs at every chunk
-boundary (evaluation, checkpoint and log steps), with whole splits at hand (pseudo-labels over
-a split, statistics such as AdaBN's). A statistics-only method (`trainable = None`) takes no
-gradient step: its run is the hook at the last step, from `init_from`.
+State beyond parameters: batch-norm statistics, updated by the step itself, and the method's
+own state (`init_state`: e.g. pseudo-labels of every target train example, class centroids),
+a pytree that lives beside the parameters in the train state (checkpointed, vmapped over
+seeds, restored on resume) and that the step reads and may update (`loss_with_state`). The
+boundary hook `on_boundary` runs at every chunk boundary (evaluation, checkpoint and log
+steps, and every `boundary_every` steps) with whole splits at hand and returns new
+parameters and state (pseudo-labels over a split, statistics such as AdaBN's). A batch
+group carries `index`, each example's position in its train split, when the method asks for
+`<role>/index`, so a step can look its examples up in such state. A statistics-only method
+(`trainable = None`) takes no gradient step: its run is the hook at the last step, from
+`init_from`.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from jtl.registry import Registry
 Batch = Mapping[str, Mapping[str, jax.Array]]
 
 # Every array a method may ask for.
-ALL_INPUTS = frozenset({"source/x", "source/y", "target/x", "target/y"})
+ALL_INPUTS = frozenset({"source/x", "source/y", "source/index",
+                        "target/x", "target/y", "target/index"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +56,8 @@ class Method:
     # Regex on parameter paths that this method trains (further restricted by `freeze`);
     # None: statistics only, no optimizer step (the run is `on_boundary` at the last step).
     trainable: ClassVar[str | None] = ".*"
+    # The hook also runs every this many steps (None: at the trainer's marks only).
+    boundary_every: ClassVar[int | None] = None
 
     def modules(self, feature_dim: int, num_classes: int, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
         """Extra modules, stored beside backbone/head under their key (e.g. `disc`)."""
@@ -66,10 +75,22 @@ class Method:
         """
         raise NotImplementedError
 
-    def on_boundary(self, params: Any, ctx: Boundary) -> Any:
-        """Parameters (and statistics) after the chunk ending at `ctx.step`; default: as
-        they are. Runs on the host between compiled chunks, once per seed lane."""
-        return params
+    def init_state(self, params: Any, ctx: Boundary) -> Any:
+        """The method's state at step 0, from the initial parameters (`ctx.step == 0`); None:
+        the method has none (the train state then has no `method` entry)."""
+        return None
+
+    def loss_with_state(self, model: nnx.Module, state: Any, batch: Batch, key: jax.Array,
+                        progress: jax.Array) -> tuple[jax.Array, dict[str, jax.Array], Any]:
+        """`loss` for methods with state: (loss, metrics, the state after this step). The
+        state is not differentiated; default: `loss`, the state unchanged."""
+        loss, metrics = self.loss(model, batch, key, progress)
+        return loss, metrics, state
+
+    def on_boundary(self, params: Any, state: Any, ctx: Boundary) -> tuple[Any, Any]:
+        """(parameters, method state) after the chunk ending at `ctx.step`; default: as they
+        are. Runs on the host between compiled chunks, once per seed lane."""
+        return params, state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +104,13 @@ class Boundary:
     graphdef: nnx.GraphDef
     roles: Any
     key: jax.Array
+
+    def logits(self, params: Any, split: Any) -> Any:
+        """The network's logits (N, C) over a whole split, in evaluation mode, under the
+        split's evaluation pipeline (compiled once per network)."""
+        from jtl.train.evaluate import make_predict  # jtl.train imports the methods
+
+        return make_predict(self.graphdef)(params, split)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

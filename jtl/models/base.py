@@ -40,10 +40,6 @@ class Backbone(nnx.Module):
     """Maps images (B, H, W, C) to features (B, feature_dim)."""
 
     feature_dim: int
-    # True when the backbone runs lax.conv on XLA:CPU (ResNet), which is far slower inside
-    # `lax.scan` there: the trainer's `steps_per_call: auto` then steps once per call on CPU.
-    # LeNet's convolutions are im2col on CPU (models/conv.py) and scan fast: False.
-    has_conv: ClassVar[bool] = False
     # The input fields it reads (`jtl.domains.pp.INPUT_FIELDS`): a domain of another field is
     # refused with one line naming both.
     reads: ClassVar[tuple[str, ...]] = ("image",)

@@ -28,7 +28,6 @@ class LeNet(Backbone):
     `norm: batch` puts BatchNorm between the last linear layer and its ReLU: with
     `features: 256` that layer is TLlib's bottleneck on its conv-only LeNet."""
 
-    has_conv = False  # im2col on CPU: chunks scan fast (base.Backbone.has_conv)
 
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs, channels: int = 20,
                  features: int = 500, conv_impl: str = "auto", norm: str = "none") -> None:

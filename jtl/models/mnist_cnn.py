@@ -68,7 +68,6 @@ class MnistCnn(Backbone):
     9x patches ran slower on XLA:CPU (a batch-32 gradient step: 0.28 s im2col, 0.21 s lax.conv);
     `im2col` or `xla` pin one (jtl/models/conv.py)."""
 
-    has_conv = True  # lax.conv: the trainer steps once per call on CPU (base.Backbone.has_conv)
 
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs,
                  conv_impl: str = "auto") -> None:

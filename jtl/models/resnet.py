@@ -53,7 +53,6 @@ class Pool(nnx.Module):
 
 @MODELS.register("resnet")
 class ResNet(Backbone):
-    has_conv = True
 
     def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs, blocks_per_stage: int = 3,
                  width: int = 1, conv_impl: str = "auto") -> None:

@@ -35,12 +35,12 @@ def group_names(role: str, count: int) -> list[str]:
 def train_groups(roles: Mapping[str, Sequence[Domain]], uses: frozenset[str]
                  ) -> tuple[dict, dict[str, Pipeline]]:
     """(stored train fields per group, pipeline per group): only the fields a method declares
-    in `uses` (`<role>/x`: the model's input fields, `<role>/y`: labels; target labels stay
-    behind unless asked for)."""
+    in `uses` (`<role>/x`: the model's input fields, `<role>/y`: labels, `<role>/index`: each
+    example's position in the split; target labels stay behind unless asked for)."""
     data: dict = {}
     pps: dict[str, Pipeline] = {}
     for role, domains in roles.items():
-        wanted = [f for f in ("x", "y") if f"{role}/{f}" in uses]
+        wanted = [f for f in ("x", "y", "index") if f"{role}/{f}" in uses]
         if not wanted or not domains:
             continue
         for name, dom in zip(group_names(role, len(domains)), domains, strict=True):
@@ -48,6 +48,8 @@ def train_groups(roles: Mapping[str, Sequence[Domain]], uses: frozenset[str]
             fields = (FIELD_GROUPS[split.pp.field] if "x" in wanted else ()) + (
                 ("label",) if "y" in wanted else ())
             data[name] = {f: split.fields[f] for f in fields}
+            if "index" in wanted:
+                data[name]["index"] = np.arange(len(split), dtype=np.int32)
             pps[name] = split.pp
     return data, pps
 
@@ -90,7 +92,9 @@ def prepare(raw: Mapping[str, Mapping[str, jax.Array]], pps: Mapping[str, Pipeli
         group = {}
         if "label" in fields:
             group["y"] = fields["label"]
-        input_fields = [f for f in fields if f != "label"]
+        if "index" in fields:
+            group["index"] = fields["index"]
+        input_fields = [f for f in fields if f not in ("label", "index")]
         if input_fields:
             group["x"] = pps[name](fields, jax.random.fold_in(key, AUGMENT_KEYS + i)
                                    if pps[name].augment else None)

@@ -1,9 +1,10 @@
 """The pure training functions: one step, and a chunk of steps under `lax.scan`.
 
-State is one pytree {"step", "params", "opt_state"}; "params" holds every variable of the
-network, batch-norm running statistics included: the loss runs the model in training mode and
-the step writes the statistics it updated back (`merge_stats`), so they travel, checkpoint and
-`vmap` with the weights while the optimizer never touches them (`build_optimizer(fixed=...)`).
+State is one pytree {"step", "params", "opt_state"} (+ "method": the method's own state, for
+methods that have one: `Method.init_state`); "params" holds every variable of the network,
+batch-norm running statistics included: the loss runs the model in training mode and the step
+writes the statistics it updated back (`merge_stats`), so they travel, checkpoint and `vmap`
+with the weights while the optimizer never touches them (`build_optimizer(fixed=...)`).
 A chunk is a pure function of (state, data, run_key), so a later grid can `vmap` it over seeds
 and hyper-parameters and a sharded run can split the batch axis without touching method code.
 Step t's randomness is `fold_in(run_key, t)`: the same whatever the chunking or a resume.
@@ -35,8 +36,12 @@ def step_keys(run_key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array
     return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
-def init_state(params: Any, tx: optax.GradientTransformation) -> State:
-    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+def init_state(params: Any, tx: optax.GradientTransformation, method_state: Any = None
+               ) -> State:
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+    if method_state is not None:
+        state["method"] = method_state
+    return state
 
 
 def stat_paths(net: nnx.Module) -> list[str]:
@@ -68,25 +73,31 @@ def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransfor
               total_steps: int, frozen: frozenset[tuple] = frozenset()) -> Callable:
     """One training step; batch-norm layers at `frozen` paths (`frozen_norms`) stay in
     evaluation mode."""
-    def loss_fn(params, batch, key, progress):
+    def loss_fn(params, mstate, batch, key, progress):
         model = nnx.merge(graphdef, params)
         model.train()  # batch statistics in, running averages updated (built in eval mode)
         if frozen:
             for path, m in model.iter_modules():
                 if path in frozen:
                     m.use_running_average = True
-        loss, metrics = method.loss(model, batch, key, progress)
-        return loss, (metrics, nnx.state(model, nnx.BatchStat).to_pure_dict())
+        if mstate is None:
+            loss, metrics = method.loss(model, batch, key, progress)
+        else:
+            loss, metrics, mstate = method.loss_with_state(model, mstate, batch, key, progress)
+        return loss, (metrics, nnx.state(model, nnx.BatchStat).to_pure_dict(), mstate)
 
     def step(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
         # 0 at the first step, exactly 1 at the last (step total_steps - 1): schedules end there.
         progress = state["step"].astype(jnp.float32) / max(total_steps - 1, 1)
-        (loss, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state["params"], batch, key, progress)
+        (loss, (metrics, stats, mstate)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state["params"], jax.lax.stop_gradient(state.get("method")), batch, key, progress)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = merge_stats(optax.apply_updates(state["params"], updates), stats)
         metrics = {"loss": loss, **metrics}
-        return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
+        new = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
+        if mstate is not None:
+            new["method"] = mstate
+        return new, metrics
 
     return step
 

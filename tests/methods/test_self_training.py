@@ -69,3 +69,69 @@ def test_method_total_is_ce_plus_weighted_pseudo_loss():
                                rtol=1e-6)
     with pytest.raises(JtlError):
         SelfTraining(threshold=1.5)
+
+
+def _ckpt(run_dir, step):
+    from jtl.train.checkpoint import manager
+
+    with manager(run_dir / "checkpoints") as m:
+        return m.restore(step)
+
+
+RELABEL = ["method=self_training", "method.relabel_every=10", "method.threshold=0.5",
+           "target.shifts=[invert]", "trainer.steps=20", "trainer.eval_every=10",
+           "trainer.log_every=10", "trainer.checkpoint_every=10", "trainer.keep_checkpoints=3"]
+
+
+def test_relabel_every_holds_whole_split_pseudo_labels_in_checkpointed_state(tmp_path,
+                                                                            fast_cfg):
+    """The method's state: pseudo-labels of every target train example, computed by the
+    boundary hook from the model of step 10 over the whole split, fixed until the next relabel,
+    checkpointed with the parameters; the step reads them by example index."""
+    from flax import nnx
+
+    from jtl.rundir import load_config
+    from jtl.train import train_and_evaluate
+    from jtl.train.build import build_all
+    from jtl.train.evaluate import make_predict
+
+    cfg = fast_cfg(*RELABEL)
+    s = train_and_evaluate(cfg, tmp_path / "run")
+    assert s["status"] == "completed"
+    at10, at20 = _ckpt(tmp_path / "run", 10), _ckpt(tmp_path / "run", 20)
+    s_cfg = load_config(tmp_path / "run")
+    built = build_all(s_cfg)
+    target = built.roles.target.train
+    graphdef, _ = nnx.split(built.net)
+    logits = make_predict(graphdef)(at10["params"], target)
+    assert s_cfg["method"]["relabel_every"] == 10
+    np.testing.assert_array_equal(at10["method"]["label"], logits.argmax(1))
+    np.testing.assert_array_equal(at10["method"]["confident"],
+                                  jax.nn.softmax(logits).max(1) >= 0.5)
+    assert at10["method"]["label"].shape == (len(target),)
+    np.testing.assert_array_equal(at20["method"]["label"], at10["method"]["label"])  # held
+
+
+def test_relabelled_run_resumes_its_state_bit_for_bit(tmp_path, fast_cfg, monkeypatch):
+    """Interrupted after step 10 and resumed, the run ends where an uninterrupted one ends:
+    its pseudo-labels came back from the checkpoint (recomputing them from the initial
+    parameters, as a fresh start does, would train on other targets)."""
+    from jtl.train import train_and_evaluate
+    from jtl.train.loop import RunInterrupted
+
+    cfg = fast_cfg(*RELABEL)
+    train_and_evaluate(cfg, tmp_path / "straight")
+    monkeypatch.setenv("JTL_FAULT", "sigint@10")
+    with pytest.raises(RunInterrupted):
+        train_and_evaluate(cfg, tmp_path / "resumed")
+    train_and_evaluate(cfg, tmp_path / "resumed")
+    a, b = _ckpt(tmp_path / "straight", 20), _ckpt(tmp_path / "resumed", 20)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_relabel_every_is_checked():
+    with pytest.raises(JtlError, match="relabel_every"):
+        SelfTraining(relabel_every=0)
+    assert SelfTraining(relabel_every=5).boundary_every == 5
+    assert SelfTraining().boundary_every is None

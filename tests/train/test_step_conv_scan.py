@@ -14,6 +14,7 @@ from flax import nnx
 
 from jtl.methods import build_method
 from jtl.models import build_network
+from jtl.train.backend import runs_conv
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_chunk, make_step
 from jtl.train.trainer import steps_per_call
@@ -60,13 +61,23 @@ def _initial_params(conv_impl: str) -> dict:
     return nnx.state(net, nnx.Param).to_pure_dict()
 
 
-def test_auto_chunks_lenet_and_steps_lax_conv_backbones_on_cpu():
-    from jtl.models.lenet import LeNet
-    from jtl.models.resnet import ResNet
+def _runs_conv(model: dict) -> bool:
+    net = build_network(model, 10, build_method({"name": "source_only"}), seed=0)
+    return runs_conv(net, model["input_shape"])
 
-    cfg = {"steps_per_call": "auto", "eval_every": 100}
-    assert steps_per_call(cfg, LeNet.has_conv) == 100
+
+def test_auto_chunks_lenet_and_steps_lax_conv_backbones_on_cpu():
+    """Whether a network runs lax.conv is read from its traced forward pass (not declared by
+    the model): LeNet's im2col convolutions on CPU, ResNet's lax.conv, an MLP none."""
     on_cpu = jax.default_backend() == "cpu"
-    assert steps_per_call(cfg, ResNet.has_conv) == (1 if on_cpu else 100)
+    lenet = _runs_conv({"name": "lenet", "input_shape": [28, 28, 1]})
+    resnet = _runs_conv({"name": "resnet", "input_shape": [32, 32, 3], "blocks_per_stage": 1})
+    mlp = _runs_conv({"name": "mlp", "input_shape": [28, 28, 1], "hidden": [8]})
+    assert (resnet, mlp) == (True, False)
+    assert lenet == (jax.default_backend() not in ("cpu", "gpu"))  # im2col on CPU and GPU
+    assert _runs_conv({"name": "lenet", "input_shape": [28, 28, 1], "conv_impl": "xla"})
+    cfg = {"steps_per_call": "auto", "eval_every": 100}
+    assert steps_per_call(cfg, lenet) == 100
+    assert steps_per_call(cfg, resnet) == (1 if on_cpu else 100)
     assert steps_per_call({"steps_per_call": "auto", "eval_every": 2000}, False) == 500
-    assert steps_per_call({"steps_per_call": 7, "eval_every": 100}, ResNet.has_conv) == 7
+    assert steps_per_call({"steps_per_call": 7, "eval_every": 100}, resnet) == 7

@@ -12,7 +12,8 @@ from flax import nnx
 from omegaconf import OmegaConf
 
 from jtl.train import train_and_evaluate
-from jtl.train.selection import (
+from jtl.train.build import build
+from jtl.train.dev import (
     MIN_EXAMPLES,
     density_ratio,
     dev_estimate,
@@ -20,9 +21,8 @@ from jtl.train.selection import (
     effective_sample_size,
     importance_weighted_risk,
     make_dev,
-    select_dev,
 )
-from jtl.train.trainer import build
+from jtl.train.selection import select_dev
 
 MU = 0.5  # target mean of the 1-d Gaussian shift: source N(0, 1), target N(MU, 1)
 
