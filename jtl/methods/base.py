@@ -68,10 +68,10 @@ class Method:
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Scalar loss and scalar metrics for one step.
 
-        `model.backbone(x)` gives features (B, D), `model.head(f)` logits, and extra modules
-        are attributes (`model.disc`). `progress` is step / (total steps - 1): 0 at the
-        first step, exactly 1 at the last, for schedules such as DANN's lambda. `key` is this
-        step's PRNG key.
+        `model.features(x)` gives features (B, D) (backbone, then neck), `model.head(f)`
+        logits, and extra modules are attributes (`model.disc`). `progress` is
+        step / (total steps - 1): 0 at the first step, exactly 1 at the last, for schedules
+        such as DANN's lambda. `key` is this step's PRNG key.
         """
         raise NotImplementedError
 

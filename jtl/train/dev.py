@@ -128,7 +128,7 @@ def make_dev(graphdef: nnx.GraphDef, source: Domain, target: Domain, seed: int,
     @jax.jit
     def forward(params, xb):
         model = nnx.merge(graphdef, params)
-        f = model.backbone(xb)
+        f = model.features(xb)
         return f, model.head(f)
 
     def dev(params: Any) -> dict[str, float]:
