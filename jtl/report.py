@@ -1,6 +1,6 @@
 """`python -m jtl.report <dir> [--by KEY ...] [--metric NAME ...] [--ntg]`.
 
-The command line is `jtl.cli.report`; the library it wraps is `jtl.measures.report`."""
+The command line is `jtl.cli.report`; the library it wraps is `jtl.results.report`."""
 
 from jtl.cli.report import main
 

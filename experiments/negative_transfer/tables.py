@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from jtl.measures.ntg import verdict
-from jtl.measures.report import build_report
+from jtl.results.report import build_report
 from jtl.rundir import atomic_savefig, atomic_write_text
 
 HERE = Path(__file__).resolve().parent

@@ -1,6 +1,6 @@
 """`load_grid`: every run of a sweep dir as a pandas DataFrame, the table `jtl.report` prints.
 
-Built on `jtl.measures.report` (same runs, same varying keys, same intervals), so a notebook
+Built on `jtl.results.report` (same runs, same varying keys, same intervals), so a notebook
 and `python -m jtl.report DIR` never disagree.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from jtl.errors import JtlError
-from jtl.measures import report
+from jtl.results import report
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,6 +1,6 @@
 """`python -m jtl.report <dir>` / `jtl-report`: one table over every run of a sweep.
 
-A thin command line over `jtl.measures.report` (grouping, intervals, NTG, files written):
+A thin command line over `jtl.results.report` (grouping, intervals, NTG, files written):
 see that module for what the table holds.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jtl.errors import JtlError
-from jtl.measures.report import DEFAULT_METRIC, build_report, write_report
+from jtl.results.report import DEFAULT_METRIC, build_report, write_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ Wang et al. define the negative transfer gap of an algorithm A trained on source
 target data T as NTG = err(A(S, T)) - err(A(0, T)): the baseline sees *exactly the target
 data the transfer run saw*, and no source. What a baseline can learn from is the target's
 labels, so jtl pairs a run by the target labels its method reads
-(`"target/y" in METHODS.get(cfg["method"]["name"]).uses`, `jtl.measures.baselines`):
+(`"target/y" in METHODS.get(cfg["method"]["name"]).uses`, `jtl.results.baselines`):
 
 * A run that reads target labels (target_only fine-tuned from a source run, ...) is compared
   with `target_only` trained from scratch on the same target labels: the same target config
@@ -136,9 +136,9 @@ def zero_label_gap(transfer_err: Mapping[int, float], chance_err: float,
 @MEASURES.register("ntg")
 def ntg_measure(ctx: MeasureContext, level: float = 0.95, metric: str = "target/test/accuracy",
                 baselines_dir: str | None = None, launch: bool = True) -> MeasureValues:
-    """NTG from per-seed errors already paired by `jtl.measures.baselines` (same labels).
+    """NTG from per-seed errors already paired by `jtl.results.baselines` (same labels).
 
-    `metric`, `baselines_dir` and `launch` tell `jtl.measures.baselines` how to collect those
+    `metric`, `baselines_dir` and `launch` tell `jtl.results.baselines` how to collect those
     errors (err = 1 - metric; where baselines are cached; whether to train missing ones); they
     live here so that `measure.ntg.*` configures all of NTG in one place.
     """

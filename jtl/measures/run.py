@@ -2,7 +2,7 @@
 
 `measure_run(run_dir, measure_cfg)` is what `jtl.measure` and the end-of-training hook call
 for one run; `measure_dirs` does the same for every run of a sweep, so that NTG can pair the
-sweep's seeds (`jtl.measures.baselines`).
+sweep's seeds (`jtl.results.baselines`).
 
 The measured model plays the *source model* of the transferability estimates (LEEP, NCE read
 its softmax on target inputs, LogME, H-score its layer features there). They score how well
@@ -33,7 +33,7 @@ import numpy as np
 from jtl import rundir
 from jtl.errors import JtlError
 from jtl.measures.base import MEASURES, MeasureContext, MeasureValues, run_measures, subsample
-from jtl.measures.baselines import (
+from jtl.results.baselines import (
     Launcher,
     NtgOptions,
     default_baselines_dir,
@@ -170,7 +170,7 @@ def measure_run(run_dir: str | os.PathLike, measure_cfg: Any,
     """Run the measures of a composed `measure` config on one run; merge into measures.json.
 
     What the end-of-training hook calls. With `ntg` among them, the run's references are
-    found or trained (see `jtl.measures.baselines`); one run alone gives its gap, not a
+    found or trained (see `jtl.results.baselines`); one run alone gives its gap, not a
     verdict.
     """
     run_dir = _check_dir(run_dir)

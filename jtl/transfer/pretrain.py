@@ -7,9 +7,10 @@ of a study fine-tunes its own pretrained model and seeds stay independent: a gri
 k x seeds pretrains once per seed, not once per run.
 
 The run is looked up by identity (`jtl.rundir.fingerprint`) under `paths.pretrain_dir`
-(default `runs/pretrain`): `<root>/<fingerprint>` or any completed run of that config below
-the root. A missing one is trained there first, under a lock (`<root>/.<fingerprint>.lock`),
-so parallel sweep jobs train it once; the transfer run's `init_from` then points at it.
+(default `runs/pretrain`) in the one find-or-train cache (`jtl.results.cache`):
+`<root>/<fingerprint>`, else the one completed run of that config below the root. A missing
+one is trained there first, in this process, under a lock (`<root>/.<fingerprint>.lock`), so
+parallel sweep jobs train it once; the transfer run's `init_from` then points at it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from jtl import inputs, rundir
 from jtl.errors import JtlError
+from jtl.results.cache import RunCache
 
 log = logging.getLogger("jtl")
 DEFAULT_ROOT = Path("runs") / "pretrain"
@@ -65,14 +67,15 @@ def compose(overrides: list[str]) -> dict:
         raise JtlError(f"pretrain: {e}") from e.__cause__
 
 
+def cache(root: Path) -> RunCache:
+    """The pretraining runs under `root`, by fingerprint (`jtl.results.cache`)."""
+    return RunCache(root, rundir.fingerprint, lambda fp: (root / fp, root / f".{fp}.lock"),
+                    describe=lambda fp: f"the pretraining run of fingerprint {fp}")
+
+
 def find_completed(root: Path, fp: str) -> Path | None:
-    """A completed run of fingerprint `fp` under `root`: `<root>/<fp>` first, then any."""
-    candidates = [root / fp] + [r for r in rundir.find_runs(root) if r != root / fp] \
-        if root.is_dir() else []
-    for run in candidates:
-        if rundir.is_completed(run) and rundir.fingerprint(rundir.load_config(run)) == fp:
-            return run
-    return None
+    """The completed run of fingerprint `fp` under `root`: `<root>/<fp>`, else the one below."""
+    return cache(root).find(fp)
 
 
 def cache_root(paths: Mapping[str, Any] | None) -> Path:
@@ -84,17 +87,13 @@ def ensure_pretrained(spec: str | Sequence[str], seed: int, paths: Mapping[str, 
     """The completed pretraining run of `spec` (seed `seed`), trained first if missing."""
     pcfg = compose(pretrain_overrides(spec, seed, paths))
     # The fingerprint of the config as the trainer saves it, its inputs recorded.
-    fp, root = rundir.fingerprint(inputs.record(pcfg)), cache_root(paths)
-    found = find_completed(root, fp)
-    if found is not None:
-        return found
-    with rundir.file_lock(root / f".{fp}.lock"):
-        found = find_completed(root, fp)  # another process may have trained it meanwhile
-        if found is None:
-            log.info("pretraining %s (seed %d) into %s", spec, seed, root / fp)
-            train(pcfg, root / fp)
-            found = root / fp
-    return found
+    fp = rundir.fingerprint(inputs.record(pcfg))
+
+    def train_into(run_dir: Path) -> None:
+        log.info("pretraining %s (seed %d) into %s", spec, seed, run_dir)
+        train(pcfg, run_dir)
+
+    return cache(cache_root(paths)).get(fp, train_into)
 
 
 def resolve(cfg: Mapping[str, Any], train: Train) -> dict:

@@ -13,8 +13,8 @@ import yaml
 
 from jtl.analysis import load_grid
 from jtl.errors import JtlError
-from jtl.measures.report import build_report, plot_groups, plot_layout
 from jtl.measures.stats import mean_ci
+from jtl.results.report import build_report, plot_groups, plot_layout
 from tests.analysis.tiny import Study
 
 ACC = "target/test/accuracy"

@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from jtl.cli.measure import main
 from jtl.errors import JtlError
 from jtl.measures import ntg
-from jtl.measures.baselines import (
+from jtl.measures.run import FeatureOptions, measure_dirs, measure_loaded, measure_run
+from jtl.results.baselines import (
     NtgOptions,
     baseline_key,
     baseline_overrides,
@@ -25,7 +26,6 @@ from jtl.measures.baselines import (
     read_config,
     reference_key,
 )
-from jtl.measures.run import FeatureOptions, measure_dirs, measure_loaded, measure_run
 from tests.conftest import FAST, ROOT, compose_cfg
 
 SEEDS = (1, 2)

@@ -292,7 +292,7 @@ def test_runs_reached_through_a_symlink_are_found_once(tmp_path):
 
 
 def test_report_reads_runs_reached_through_a_symlink(tmp_path, capsys):
-    from jtl.measures.report import build_report
+    from jtl.results.report import build_report
 
     rep = build_report(_linked_sweep(tmp_path))
     assert rep.n_runs == 2

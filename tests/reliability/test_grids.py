@@ -121,8 +121,14 @@ def test_pretrain_passes_any_data_dir_through(tmp_path, name):
     data.mkdir()
     paths = {"data_dir": str(data), "pretrain_dir": str(tmp_path / "pre")}
     seen = []
+
+    def train(pcfg, run):  # leaves a completed run of the config it was given, untrained
+        seen.append(pcfg)
+        rundir.save_config(run, pcfg)
+        rundir.record_completed(run, {"status": "completed"})
+
     cfg = {"pretrain": ["domain@source=sklearn_digits", "model=mlp"], "seed": 0, "paths": paths}
-    resolved = pretrain.resolve(cfg, lambda pcfg, run: seen.append(pcfg))
+    resolved = pretrain.resolve(cfg, train)
     (pcfg,) = seen
     assert pcfg["paths"]["data_dir"] == str(data)
     assert pcfg["paths"]["pretrain_dir"] == str(tmp_path / "pre")

@@ -47,7 +47,7 @@ def test_the_same_command_returns_the_old_run_without_retraining(old_runs, name,
 
 def test_load_run_and_report_read_them(old_runs):
     from jtl.analysis import load_run
-    from jtl.measures.report import build_report
+    from jtl.results.report import build_report
 
     run = load_run(old_runs / "dann")
     assert run.summary()["status"] == "completed"

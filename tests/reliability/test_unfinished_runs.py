@@ -52,7 +52,7 @@ def test_report_flags_a_measure_of_another_step(reference, tmp_path):
     sweep = tmp_path / "sweep"
     shutil.copytree(reference, sweep / "0")
     measure_run(sweep / "0", {"coral": {}}, FeatureOptions(step=20))
-    from jtl.measures.report import build_report
+    from jtl.results.report import build_report
 
     rep = build_report(sweep)
     assert any("another checkpoint step" in w for w in rep.warnings)

@@ -130,7 +130,7 @@ def test_adam_batch_norm_lanes_are_kept_apart_from_separate_runs(tmp_path, fast_
 
 
 def test_a_baseline_of_a_lane_is_a_single_run(fast_cfg):
-    from jtl.measures.baselines import baseline_overrides
+    from jtl.results.baselines import baseline_overrides
 
     lane = lane_config(fast_cfg("method=dann"), 0, lanes=3)
     assert not any("lanes" in o for o in baseline_overrides(lane, 0))

@@ -17,9 +17,9 @@ import yaml
 from jtl.cli.measure import main as measure_main
 from jtl.cli.report import main
 from jtl.measures import ntg
-from jtl.measures.report import build_report, error_bars
-from tests.measures.ntg_sweep import accuracy as sweep_accuracy
-from tests.measures.ntg_sweep import make_sweep
+from jtl.results.report import build_report, error_bars
+from tests.results.ntg_sweep import accuracy as sweep_accuracy
+from tests.results.ntg_sweep import make_sweep
 
 report_main = main
 

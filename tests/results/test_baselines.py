@@ -12,7 +12,8 @@ import pytest
 
 from jtl.errors import JtlError
 from jtl.measures import ntg
-from jtl.measures.baselines import (
+from jtl.methods import METHODS
+from jtl.results.baselines import (
     BaselineCache,
     MissingBaselineError,
     NtgOptions,
@@ -21,8 +22,7 @@ from jtl.measures.baselines import (
     negative_transfer,
     reads_target_labels,
 )
-from jtl.methods import METHODS
-from tests.measures.ntg_sweep import CHANCE_ERR, SEEDS, accuracy, make_sweep
+from tests.results.ntg_sweep import CHANCE_ERR, SEEDS, accuracy, make_sweep
 
 
 def err(kind: str, seed: int) -> float:
