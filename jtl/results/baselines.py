@@ -252,7 +252,8 @@ def by_seed(runs: Sequence[TransferRun]) -> dict[int, TransferRun]:
 def reference_of(cfg: Mapping[str, Any]) -> tuple[str, str, int] | None:
     """A saved config's key in the baselines cache, (method, key hash, seed), when it is a
     reference run (`is_reference`) with a seed; else None."""
-    method = (cfg.get("method") or {}).get("name") if isinstance(cfg, Mapping) else None
+    section = cfg.get("method")
+    method = section.get("name") if isinstance(section, Mapping) else None
     if method not in (TARGET_ONLY, SOURCE_ONLY) or not is_reference(cfg, method) \
             or "seed" not in cfg:
         return None
