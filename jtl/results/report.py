@@ -56,6 +56,7 @@ from jtl.results.baselines import (
     load_transfer_run,
 )
 from jtl.rundir import atomic_savefig, atomic_write_text
+from jtl.train.selection import missing_choices
 
 # Never grouping keys: the seed is what we average over; the rest never change a result.
 IGNORED_KEYS = frozenset({"seed"})
@@ -154,6 +155,7 @@ def load_runs(root: Path, warnings: list[str] | None = None
             continue
         metrics = {k: x for k, v in summary.items()
                    if _is_metric(k) and (x := _as_number(v)) is not None}
+        metrics.update(missing_choices(run_dir, summary))  # the same selection rules
         measures, steps = rundir.read_measures(run_dir)
         stale = sorted(k for k, s in steps.items() if s != summary.get("step"))
         for k, v in measures.items():

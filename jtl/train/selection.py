@@ -100,6 +100,24 @@ def summary_keys(history: Sequence[Record], labeled: str, final: Record, total: 
 
 
 def choose_in_run(run_dir: str | Path, rule: str, labeled: str = "source") -> Record | None:
-    """`choose` over a run dir's `metrics.jsonl` (e.g. `jtl.report` reading a table at
-    another rule than the summary's)."""
+    """`choose` over a run dir's `metrics.jsonl`."""
     return choose(rundir.read_metrics(run_dir), rule, labeled)
+
+
+def missing_choices(run_dir: str | Path, summary: Mapping[str, Any]) -> dict[str, float]:
+    """`selected/<rule>/target/test/accuracy` of every rule the summary does not hold, chosen
+    from the run's records: what `jtl.report` adds, so a run summarised before a rule existed
+    (or by a rule the summary leaves out) is read the same way as a new one. The labeled role
+    is the one the summary's honest choice names (`selected/val/split`), else the source."""
+    todo = [r for r in RULES if f"selected/{r}/{TEST}" not in summary]
+    if not todo:
+        return {}
+    split = str(summary.get("selected/val/split", "source/val"))
+    labeled = split.split("/")[0] if split.endswith("/val") else "source"
+    history = rundir.read_metrics(run_dir)
+    out = {}
+    for rule in todo:
+        best = choose(history, rule, labeled)
+        if best is not None:
+            out[f"selected/{rule}/{TEST}"] = float(best[TEST])
+    return out
