@@ -14,6 +14,7 @@ average. A network without BatchNorm is refused: AdaBN would change nothing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import ClassVar
 
 import jax
@@ -23,6 +24,7 @@ from flax import nnx
 from jtl.domains.pp import FIELD_GROUPS
 from jtl.errors import JtlError
 from jtl.methods.base import METHODS, Boundary, Method
+from jtl.methods.source_free import batch_norms
 
 
 @METHODS.register("adabn")
@@ -44,32 +46,45 @@ class AdaBN(Method):
 
 def target_statistics(graphdef: nnx.GraphDef, params: dict, split, batch_size: int) -> dict:
     """`params` with every BatchNorm's mean/var the moments of its input over `split`."""
-    pp = dataclasses.replace(split.pp, augment=())
-    fields = {f: split.fields[f] for f in FIELD_GROUPS[pp.field]}
     n = len(split)
-    paths = [path for path, m in nnx.merge(graphdef, params).iter_modules()
-             if isinstance(m, nnx.BatchNorm)]
-    if not paths:
-        raise JtlError("method=adabn: the network has no BatchNorm layer (use a model with "
-                       "norm=batch, e.g. model=lenet_tllib); AdaBN would change nothing")
-    moments = _moments_fn(graphdef, pp)
     sums: dict | None = None
-    for start in range(0, n, batch_size):
-        batch = {f: a[start:start + batch_size] for f, a in fields.items()}
-        m = len(next(iter(batch.values())))
-        stats = jax.device_get(moments(params, batch))
-        part = {p: (m * np.float64(mean), m * (np.float64(var) + np.float64(mean) ** 2))
-                for p, (mean, var) in zip(paths, stats, strict=True)}
+    for m, stats in batch_moments(graphdef, params, split, batch_size, "adabn"):
+        part = {p: (m * mean, m * (var + mean ** 2)) for p, (mean, var) in stats.items()}
         sums = part if sums is None else {p: (sums[p][0] + a, sums[p][1] + b)
                                           for p, (a, b) in part.items()}
+    return with_statistics(params, {p: (s1 / n, np.maximum(s2 / n - (s1 / n) ** 2, 0.0))
+                                    for p, (s1, s2) in (sums or {}).items()})
+
+
+def batch_moments(graphdef: nnx.GraphDef, params: dict, split, batch_size: int, method: str
+                  ) -> Iterator[tuple[int, dict[tuple, tuple[np.ndarray, np.ndarray]]]]:
+    """(batch size m, {BatchNorm path: (mean, biased var) of its input in that batch}) for
+    consecutive batches of `split`, each layer normalising with its batch's statistics (a
+    `model.train()` pass), in float64."""
+    pp = dataclasses.replace(split.pp, augment=())
+    fields = {f: split.fields[f] for f in FIELD_GROUPS[pp.field]}
+    paths = batch_norms(graphdef, params)
+    if not paths:
+        raise JtlError(f"method={method}: the network has no BatchNorm layer (use a model with "
+                       f"norm=batch, e.g. model=lenet_tllib); {method} would change nothing")
+    moments = _moments_fn(graphdef, pp)
+    for start in range(0, len(split), batch_size):
+        batch = {f: a[start:start + batch_size] for f, a in fields.items()}
+        stats = jax.device_get(moments(params, batch))
+        yield len(next(iter(batch.values()))), {
+            p: (np.float64(mean), np.float64(var)) for p, (mean, var) in zip(paths, stats,
+                                                                              strict=True)}
+
+
+def with_statistics(params: dict, stats: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """A copy of `params` whose BatchNorm layers at the paths of `stats` hold its (mean, var)."""
     out = jax.tree_util.tree_map(lambda a: a, params)
-    for path, (s1, s2) in (sums or {}).items():
-        mean = s1 / n
+    for path, (mean, var) in stats.items():
         node = out
         for k in path:
             node = node[k]
         node["mean"] = np.asarray(mean, np.float32)
-        node["var"] = np.asarray(np.maximum(s2 / n - mean ** 2, 0.0), np.float32)
+        node["var"] = np.asarray(var, np.float32)
     return out
 
 
@@ -86,4 +101,4 @@ def _moments_fn(graphdef: nnx.GraphDef, pp):
     return moments
 
 
-__all__ = ["AdaBN", "target_statistics"]
+__all__ = ["AdaBN", "batch_moments", "target_statistics", "with_statistics"]
