@@ -83,8 +83,11 @@ def reference_key(cfg: Mapping[str, Any], method: str = TARGET_ONLY) -> dict[str
     try:
         key = {"target": cfg["target"], "model": cfg["model"], "optim": cfg["optim"],
                "trainer": {k: cfg["trainer"][k] for k in ("steps", "batch_size")}}
-        if method == SOURCE_ONLY:
-            key["source"] = cfg["source"]
+        if method == SOURCE_ONLY:  # the source role: one domain (as before), or several
+            if cfg.get("sources"):
+                key["sources"] = cfg["sources"]
+            else:
+                key["source"] = cfg["source"]
     except KeyError as e:
         raise JtlError(f"run config lacks {e}: not a jtl training config") from e
     return key
@@ -155,6 +158,9 @@ def baseline_overrides(cfg: Mapping[str, Any], seed: int,
     """
     out = []
     for section, group in _GROUPS:
+        if cfg.get(section) is None:  # several sources (below), or none
+            out.append(f"{section}=null")
+            continue
         out.append(f"{group}={cfg[section]['name']}")
         out += [f"++{section}.{k}={override_value(v)}" for k, v in cfg[section].items()
                 if k != "name"]
@@ -162,6 +168,8 @@ def baseline_overrides(cfg: Mapping[str, Any], seed: int,
             if k not in ("progress", "lanes")]  # a baseline is a run of its own: one lane
     out.append("++trainer.progress=false")
     out += [f"++paths.{k}={override_value(v)}" for k, v in (cfg.get("paths") or {}).items()]
+    if cfg.get("sources"):
+        out.append(f"++sources={override_value(cfg['sources'])}")
     out += [f"method={method}", f"seed={int(seed)}"]
     return out
 
@@ -342,6 +350,24 @@ def num_classes(run: TransferRun) -> int:
     return _NUM_CLASSES[key]
 
 
+def is_source_free(cfg: Mapping[str, Any]) -> bool:
+    """A run that reads no source (`source: null`, no `sources`) from a source model
+    (`init_from`): AdaBN, TENT, SHOT."""
+    return not cfg.get("source") and not cfg.get("sources") and bool(cfg.get("init_from"))
+
+
+def source_model(run: TransferRun) -> Path:
+    """A source-free run's reference: the run it starts from, scored on the same target
+    split (its own source model's accuracy, not a retrained source_only)."""
+    init = Path(run.cfg["init_from"])
+    other = read_config(init)
+    if other.get("target") != run.cfg.get("target"):
+        raise JtlError(f"{run.path}: its source model {init} was evaluated on another target "
+                       "config, so it is no reference for this run; train the source run with "
+                       "this target (domain@target=..., the same target.* keys)")
+    return init
+
+
 @dataclasses.dataclass
 class Comparison:
     """One group of runs (one per seed) against its references: the group's values (mean,
@@ -385,11 +411,12 @@ def compare(members: Sequence[TransferRun], cache: BaselineCache,
                       "ntg_gap": r.err - base_err[s], "ntg_baseline_err": base_err[s],
                       "ntg_baseline_dir": str(base[s])} for s, r in runs.items()})
     own = {s: r.path for s, r in runs.items() if is_reference(r.cfg, SOURCE_ONLY)}
+    own.update({s: source_model(r) for s, r in runs.items() if is_source_free(r.cfg)})
     refs = {**cache.get_all(SOURCE_ONLY, {s: r for s, r in runs.items() if s not in own}),
             **own}
     ref_err = _errors(refs, opts.metric)
     values: MeasureValues = {"ntg_baseline": ntg.NO_LABELS}
-    if len(own) == len(runs):
+    if all(is_reference(r.cfg, SOURCE_ONLY) for r in runs.values()):
         values[f"{ntg.GAIN}_verdict"] = ntg.REFERENCE
     else:
         values.update(ntg.adaptation_gain(transfer, ref_err, opts.level))
