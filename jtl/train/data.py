@@ -70,6 +70,28 @@ def draw(data: Arrays, key: jax.Array, batch_size: int) -> dict:
             for dom, arrs in data.items()}
 
 
+STREAM_LABEL = "stream_label"  # the stream's labels: scored by the trainer, never a method's
+
+
+def stream_positions(step: jax.Array, batch_size: int, n: int) -> tuple[jax.Array, jax.Array]:
+    """Positions of step `step`'s batch in a stream of `n` examples read once, in order, and
+    which of them are scored: the last batch is filled up from the stream's start (one
+    compiled shape), and those repeats are not scored again."""
+    pos = step * batch_size + jnp.arange(batch_size)
+    return pos % n, pos < n
+
+
+def draw_stream(data: Arrays, step: jax.Array, batch_size: int
+                ) -> tuple[dict, jax.Array, jax.Array]:
+    """(the step's batch of the target stream, its labels, 1.0 where an example is scored)."""
+    group = data["target"]
+    n = len(group[STREAM_LABEL])
+    idx, valid = stream_positions(step, batch_size, n)
+    taken = {f: jnp.take(a, idx, axis=0) for f, a in group.items()}
+    labels = taken.pop(STREAM_LABEL)
+    return {"target": taken}, labels, valid.astype(jnp.float32)
+
+
 def host_batches(data: Arrays, keys: jax.Array, batch_size: int) -> dict:
     """Streaming path: the same indices as `draw`, gathered on the host, stacked per step."""
     n = sizes(data)

@@ -38,7 +38,7 @@ from jtl.train import checkpoint as ckpt
 from jtl.train import distributed
 from jtl.train import mesh as meshes
 from jtl.train.build import Roles, same_label_space
-from jtl.train.data import group_names, host_batches, train_groups
+from jtl.train.data import STREAM_LABEL, group_names, host_batches, train_groups
 from jtl.train.evaluate import make_eval
 from jtl.train.faults import inject_fault
 from jtl.train.lanes import Lane, lane_state, stack
@@ -158,6 +158,7 @@ class Program:
     scored: list[tuple[str, Any]]
     evaluate: Any
     stats_only: bool
+    online: bool = False  # a stream run (jtl/train/online.py): batches in order, scored
     chunks: dict[int, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -179,27 +180,34 @@ class LoopState:
 
 def make_program(cfg: dict, lanes: list[Lane], method: Method, roles: Roles,
                  graphdef: nnx.GraphDef, step_fn: Any, spc: int, vmapped: bool,
-                 mesh: Any) -> Program:
+                 mesh: Any, total: int, online: bool = False) -> Program:
     """The train data placed (on the device up to `DEVICE_DATA_LIMIT`, else streamed), the
-    evaluation plan and every interval read from `cfg['trainer']`."""
+    evaluation plan and every interval read from `cfg['trainer']`. `online`: the target train
+    split is the stream, its labels kept beside it for the trainer's scoring."""
     tcfg = cfg["trainer"]
     # Stored fields (uint8 images stay uint8) per group; each group's pipeline runs in the step.
     data, pps = train_groups({"source": roles.sources, "target": [roles.target]}, method.uses)
+    if online:
+        data["target"][STREAM_LABEL] = roles.target.train.y
     nbytes = sum(a.nbytes for d in data.values() for a in d.values())
     mode = tcfg.get("data_on_device", "auto")
     streamed = (nbytes > DEVICE_DATA_LIMIT) if mode == "auto" else not bool(mode)
+    if online and streamed:
+        raise JtlError(f"online: the stream ({nbytes / 2**30:.1f} GiB) is kept on the device; "
+                       "leave trainer.data_on_device at auto or true")
     if not streamed:
         data = meshes.replicate(data, mesh)
     max_loss = tcfg.get("max_loss")
     run_key = stack([lane.run_key for lane in lanes]) if vmapped else lanes[0].run_key
     return Program(
         cfg=cfg, lanes=lanes, method=method, roles=roles, graphdef=graphdef, step_fn=step_fn,
-        total=int(tcfg["steps"]), batch_size=int(tcfg["batch_size"]), spc=spc,
+        total=total, batch_size=int(tcfg["batch_size"]), spc=spc,
         vmapped=vmapped, mesh=mesh, data=data, pps=pps, streamed=streamed, run_key=run_key,
         max_loss=None if max_loss is None else float(max_loss),
         eval_every=int(tcfg["eval_every"]), log_every=int(tcfg["log_every"]),
         ckpt_every=int(tcfg["checkpoint_every"]), scored=scored_splits(cfg, roles),
-        evaluate=make_eval(graphdef), stats_only=method.trainable is None)
+        evaluate=make_eval(graphdef), stats_only=method.trainable is None and not online,
+        online=online)
 
 
 def marks(prog: Program, start: int) -> list[int]:
@@ -217,7 +225,8 @@ def compiled(prog: Program, n: int) -> Any:
     program trains several."""
     if n not in prog.chunks:
         chunk = guarded(make_chunk(prog.step_fn, prog.batch_size, n, prog.streamed,
-                                   meshes.batch_constraint(prog.mesh), prog.pps), prog.max_loss)
+                                   meshes.batch_constraint(prog.mesh), prog.pps, prog.online),
+                        prog.max_loss)
         if prog.vmapped:  # seeds on axis 0 of state, keys and (streamed) batches
             chunk = jax.vmap(chunk, in_axes=(0, 0 if prog.streamed else None, 0))
         prog.chunks[n] = jax.jit(chunk, donate_argnums=0)

@@ -24,7 +24,7 @@ from flax import nnx
 from jtl.domains.pp import Pipeline
 from jtl.methods import Method
 from jtl.models.base import param_paths
-from jtl.train.data import draw, prepare
+from jtl.train.data import draw, draw_stream, prepare
 
 State = dict[str, Any]
 
@@ -69,17 +69,24 @@ def frozen_norms(net: nnx.Module, freeze: str | None) -> frozenset[tuple]:
                      and re.fullmatch(freeze, "/".join(map(str, (*path, "mean")))))
 
 
+def train_model(graphdef: nnx.GraphDef, params: Any, frozen: frozenset[tuple]) -> nnx.Module:
+    """The network in training mode (batch statistics in, running averages updated; it is built
+    in evaluation mode), batch-norm layers at `frozen` paths in evaluation mode."""
+    model = nnx.merge(graphdef, params)
+    model.train()
+    if frozen:
+        for path, m in model.iter_modules():
+            if path in frozen:
+                m.use_running_average = True
+    return model
+
+
 def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransformation,
               total_steps: int, frozen: frozenset[tuple] = frozenset()) -> Callable:
     """One training step; batch-norm layers at `frozen` paths (`frozen_norms`) stay in
     evaluation mode."""
     def loss_fn(params, mstate, batch, key, progress):
-        model = nnx.merge(graphdef, params)
-        model.train()  # batch statistics in, running averages updated (built in eval mode)
-        if frozen:
-            for path, m in model.iter_modules():
-                if path in frozen:
-                    m.use_running_average = True
+        model = train_model(graphdef, params, frozen)
         if mstate is None:
             loss, metrics = method.loss(model, batch, key, progress)
         else:
@@ -102,9 +109,40 @@ def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransfor
     return step
 
 
+def make_online_step(step: Callable, graphdef: nnx.GraphDef, frozen: frozenset[tuple],
+                     stats_only: bool, episodic: bool) -> Callable:
+    """Online test-time adaptation (`online`: TENT's protocol): the step's target batch is the
+    next batch of the stream; the network's predictions on it, made before the update and in
+    the step's mode (batch statistics), are scored against the stream's labels (which the
+    method never sees) and summed in `state["online"]`. A statistics-only method has no loss:
+    its step is that forward pass, whose batch statistics are the adaptation (BN adaptation at
+    test time). `episodic`: every batch starts from the state before the stream (TENT's
+    episodic mode), nothing but the scores carries over."""
+
+    def online_step(state: State, batch: dict, key: jax.Array, labels: jax.Array,
+                    valid: jax.Array) -> tuple[State, dict]:
+        model = train_model(graphdef, state["params"], frozen)
+        logits = model(batch["target"]["x"])
+        correct = jnp.sum((jnp.argmax(logits, -1) == labels) * valid)
+        if stats_only:
+            params = merge_stats(state["params"], nnx.state(model, nnx.BatchStat).to_pure_dict())
+            new, metrics = {**state, "step": state["step"] + 1, "params": params}, {}
+        else:
+            new, metrics = step({k: v for k, v in state.items() if k != "online"}, batch, key)
+        if episodic:
+            new = {**state, "step": new["step"]}
+        seen = jnp.sum(valid)
+        new["online"] = {"correct": state["online"]["correct"] + correct,
+                         "seen": state["online"]["seen"] + seen}
+        return new, {"loss": metrics.get("loss", jnp.zeros(())), **metrics,
+                     "online_acc": correct / jnp.maximum(seen, 1.0)}
+
+    return online_step
+
+
 def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool,
                shard: Callable | None = None,
-               pps: dict[str, Pipeline] | None = None) -> Callable:
+               pps: dict[str, Pipeline] | None = None, online: bool = False) -> Callable:
     """`chunk(state, data, run_key) -> (state, metrics stacked over steps)`.
 
     `data` holds stored fields per group (`jtl.train.data.train_groups`); each step draws its
@@ -113,16 +151,23 @@ def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool,
     `length == 1` is the plain per-step loop body (no scan: XLA:CPU runs convolutions inside a
     loop body far slower). With `streamed`, `data` is a batch per step stacked on axis 0.
     `shard` places each batch over a device mesh (jtl/train/mesh.py); None: one device.
+    `online`: batches are the stream's next ones, in order (`jtl.train.data.draw_stream`), and
+    `step` is an online step (`make_online_step`) that also takes their labels and validity.
     """
 
     def one(state, data, run_key):
         batch_key, loss_key = step_keys(run_key, state["step"])
-        batch = data if streamed else draw(data, batch_key, batch_size)
+        extra: tuple = ()
+        if online:
+            batch, labels, valid = draw_stream(data, state["step"], batch_size)
+            extra = (labels, valid)
+        else:
+            batch = data if streamed else draw(data, batch_key, batch_size)
         if pps is not None:
             batch = prepare(batch, pps, batch_key)
         if shard is not None:
             batch = shard(batch)
-        return step(state, batch, loss_key)
+        return step(state, batch, loss_key, *extra)
 
     def chunk(state, data, run_key):
         if length == 1:

@@ -30,7 +30,7 @@ from jtl import inputs, rundir
 from jtl.errors import JtlError
 from jtl.methods.base import Boundary
 from jtl.train import checkpoint as ckpt
-from jtl.train import compile_cache, distributed
+from jtl.train import compile_cache, distributed, online
 from jtl.train import loop as loops
 from jtl.train import mesh as meshes
 from jtl.train.backend import runs_conv
@@ -70,7 +70,7 @@ from jtl.train.loop import (  # noqa: F401  (re-exported)
     steps_per_call,
 )
 from jtl.train.optim import build_optimizer
-from jtl.train.step import frozen_norms, init_state, make_step, stat_paths
+from jtl.train.step import frozen_norms, init_state, make_online_step, make_step, stat_paths
 from jtl.train.summary import failure, summaries
 from jtl.train.writer import MetricWriter
 from jtl.transfer import Recipe
@@ -205,6 +205,10 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
     total = int(tcfg["steps"])
     built = build_all(lanes[0].cfg)
     roles, method, net = built.roles, built.method, built.net
+    stream = cfg.get("online")
+    if stream:  # the target stream replaces the target train split; one pass sets the steps
+        online.check(stream, roles, method)
+        roles, total = online.stream_roles(stream, roles, int(tcfg["batch_size"]))
     source, target = roles.source, roles.target
     check_batch(tcfg, roles, method.uses)
     graphdef, _ = nnx.split(net)
@@ -214,7 +218,7 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
     blocks = len(net.backbone.blocks)
     stats = stat_paths(net)  # batch-norm statistics: state, not trained, not counted
     freeze = recipe.freeze(cfg.get("freeze"), blocks)
-    stats_only = method.trainable is None  # no gradient step: the boundary hook only
+    stats_only = method.trainable is None  # no gradient step: the boundary hook (or stream) only
     tx = build_optimizer(cfg["optim"], params[0], total,
                          ".*" if stats_only else method.trainable,
                          ".*" if stats_only else freeze, recipe.all_groups(blocks), fixed=stats)
@@ -228,10 +232,14 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
     mstates = [method.init_state(p, Boundary(0, total, graphdef, roles,
                                              boundary_key(lane.seed, 0)))
                for p, lane in zip(params, lanes, strict=True)]
-    states = common_start(lanes, meshes.replicate(init_state(params[0], tx, mstates[0]), mesh))
+    def fresh(p: Any, m: Any) -> dict:
+        state = init_state(p, tx, m)
+        return {**state, "online": online.initial_scores()} if stream else state
+
+    states = common_start(lanes, meshes.replicate(fresh(params[0], mstates[0]), mesh))
     if not int(states[0]["step"]):  # fresh: each lane from its own parameters
-        states = [meshes.replicate(init_state(p, tx, m), mesh)
-                  for p, m in zip(params, mstates, strict=True)]
+        states = [meshes.replicate(fresh(p, m), mesh) for p, m in zip(params, mstates,
+                                                                      strict=True)]
     start = int(states[0]["step"])
     if start:
         log.info("resuming %s from step %d", ", ".join(str(ln.workdir) for ln in lanes), start)
@@ -244,9 +252,18 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
                     or source.labels != "all" else make_dev(graphdef, source, target, lane.seed))
     spc = steps_per_call(tcfg, tcfg["steps_per_call"] == "auto" and jax.default_backend() == "cpu"
                          and runs_conv(net, model_input_shape(cfg, target)))
-    step_fn = make_step(graphdef, method, tx, total, frozen_norms(net, freeze))
-    prog = loops.make_program(cfg, lanes, method, roles, graphdef, step_fn, spc, vmapped, mesh)
+    frozen = frozen_norms(net, freeze)
+    step_fn = make_step(graphdef, method, tx, total, frozen)
+    if stream:
+        step_fn = make_online_step(step_fn, graphdef, frozen, stats_only,
+                                   bool(stream.get("episodic")))
+    prog = loops.make_program(cfg, lanes, method, roles, graphdef, step_fn, spc, vmapped, mesh,
+                              total, online=bool(stream))
     ls = LoopState(state=stack(states) if vmapped else states[0], step=start,
                    last_ckpt=start or None, alive=list(range(len(lanes))))
     loops.run(prog, ls)
+    if stream:
+        for i in ls.alive:
+            scores = jax.device_get(loops.lane_state(ls.state["online"], i, vmapped))
+            lanes[i].last_eval.update(online.summary(scores))
     return summaries(cfg, prog, params[0], stats, freeze, recipe, t0)
