@@ -10,6 +10,7 @@ the sha256 of its content under the config key `inputs`, which the identity cove
       target.path: sha256:...        # an npz domain's file
       method.attributes: sha256:...  # a DAP attribute table given as a path
       init_from: sha256:...          # init_from's checkpoint at the step it loads
+      model.weights: sha256:...      # the pretrained safetensors file (a hub id: its cached file)
 
 A changed input then refuses to resume like a changed config (`rundir.claim` names
 `inputs.<key>`), and `verify` stops a reader of the run (`load_run`, `jtl.measure`) from
@@ -36,6 +37,7 @@ KEY = "inputs"
 DOMAIN_FILES: dict[str, tuple[str, ...]] = {"npz": ("path",), "imagefolder": ("root",)}
 METHOD_FILES: dict[str, tuple[str, ...]] = {"dap": ("attributes",)}
 INIT_FROM = "init_from"
+WEIGHTS = "weights"  # model.weights: a pretrained checkpoint (jtl.models.pretrained)
 
 # sha256 of a file by (path, size, mtime): a sweep's cells and a run's readers hash it once.
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
@@ -131,6 +133,17 @@ def record(cfg: Mapping[str, Any], run_dir: str | os.PathLike | None = None) -> 
             section[key], found[dotted] = str(path), digest
         elif (kept := _kept(saved, dotted, lambda p, s=search: locate(str(p), s))) is not None:
             section[key], found[dotted] = kept
+    model = out.get("model")
+    if isinstance(model, dict) and model.get(WEIGHTS):
+        path = _weights_or_none(str(model[WEIGHTS]))
+        digest = _hash_or_none(path)
+        if digest is not None:  # a hub id stays as typed; a local file or folder absolute
+            if not str(model[WEIGHTS]).startswith("hf://"):
+                model[WEIGHTS] = os.path.abspath(os.path.expanduser(str(model[WEIGHTS])))
+            found[f"model.{WEIGHTS}"] = digest
+        elif (kept := _kept(saved, f"model.{WEIGHTS}",
+                            lambda p: _weights_or_none(str(p)))) is not None:
+            model[WEIGHTS], found[f"model.{WEIGHTS}"] = kept
     if out.get(INIT_FROM):
         out[INIT_FROM] = os.path.abspath(os.path.expanduser(str(out[INIT_FROM])))
         digest = _hash_or_none(init_checkpoint(out[INIT_FROM], out.get("init_from_step")))
@@ -142,6 +155,17 @@ def record(cfg: Mapping[str, Any], run_dir: str | os.PathLike | None = None) -> 
     if found:
         out[KEY] = found
     return out
+
+
+def _weights_or_none(spec: str) -> Path | None:
+    """The safetensors file `model.weights` names (a hub id: fetched into its cache now), or
+    None when it cannot be had: the loader's one line says why, where it is read."""
+    from jtl.models.pretrained import weights_file
+
+    try:
+        return weights_file(spec)
+    except JtlError:
+        return None
 
 
 def _saved_config(run_dir: str | os.PathLike | None) -> dict[str, Any] | None:
@@ -175,7 +199,8 @@ def verify(cfg: Mapping[str, Any]) -> None:
         value = _get(cfg, dotted)
         if dotted == INIT_FROM or value is None or not Path(str(value)).exists():
             continue
-        actual = _hash_or_none(Path(str(value)))
+        path = _weights_or_none(str(value)) if dotted == f"model.{WEIGHTS}" else Path(str(value))
+        actual = _hash_or_none(path)
         if actual is not None and actual != expected:
             raise JtlError(
                 f"{dotted}={value} changed since this run recorded it ({str(expected)[:19]}..., "

@@ -32,7 +32,7 @@ from jtl.domains.base import load_context
 from jtl.domains.pp import check_augment
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
-from jtl.models import MODELS, Network, build_network
+from jtl.models import MODELS, Network, build_network, pretrained
 from jtl.models.base import param_paths
 from jtl.train import checkpoint as ckpt
 from jtl.train.optim import trainable_labels
@@ -264,12 +264,18 @@ def init_seed(cfg: Mapping[str, Any]) -> int:
 def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
                    net: Network | None = None, source: Domain | None = None) -> Any:
     """The parameters a run starts from: fresh (`net`, else built from the config's init
-    seed), then what `init_from` loads, then the recipe's head (prototype; its cl2n centre
-    may be the `source` train set's mean feature)."""
+    seed), then the checkpoint `model.weights` names (`jtl.models.pretrained`: the backbone;
+    the head stays fresh), then what `init_from` loads, then the recipe's head (prototype;
+    its cl2n centre may be the `source` train set's mean feature)."""
     if net is None:
         net = network(cfg, target.num_classes, method, model_input_shape(cfg, target))
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
+    if cfg["model"].get("weights"):
+        params, report = pretrained.load(params, cfg["model"]["weights"], type(net.backbone))
+        log.info("model.weights %s: loaded %d arrays; new: %s; ignored: %s", report["path"],
+                 report["loaded"], ", ".join(report["new"]) or "none",
+                 ", ".join(report["ignored"]) or "none")
     recipe = Recipe.from_cfg(cfg.get("transfer"))
     if cfg.get("init_from"):
         params, loaded = ckpt.load_params(cfg["init_from"], params, cfg.get("load") or ".*",
@@ -285,6 +291,14 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
         params = with_prototype_head(graphdef, params, target.train, target.num_classes,
                                      recipe.metric, center)
     return params
+
+
+def weights_summary(cfg: Mapping[str, Any], params: Any, net: Network) -> dict[str, Any]:
+    """`{"weights": {path, sha256, loaded, new, ignored, not_converted}}` for summary.json
+    when `model.weights` is set (which parameters came from the checkpoint, which are new),
+    else {}: the report of loading it into `params`' paths again (a fraction of a second)."""
+    spec = cfg["model"].get("weights")
+    return {"weights": pretrained.load(params, spec, type(net.backbone))[1]} if spec else {}
 
 
 def untrained_head(cfg: Mapping[str, Any], params: Any, method: Method, freeze: str | None,

@@ -166,7 +166,11 @@ class EfficientNetLite0(EfficientNetLite):
 
     size: ClassVar[int] = 0
 
-    def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs) -> None:
+    def __init__(self, input_shape: tuple[int, ...], rngs: nnx.Rngs,
+                 weights: str | None = None) -> None:
+        """`weights` (`model.weights`) is the checkpoint the run's initial parameters are
+        loaded from (`jtl.models.pretrained`, after this random init); the module ignores it."""
+        del weights
         width, depth, _ = LITE_SIZES[self.size]
         super().__init__(input_shape, rngs, width, depth)
 

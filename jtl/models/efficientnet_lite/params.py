@@ -12,22 +12,25 @@ the parameter paths of `Network` / `ImageNetClassifier` by the regex table `KEYS
 Transposes: conv (O, I/groups, kH, kW) -> HWIO (kH, kW, I/groups, O), which turns a depthwise
 (C, 1, k, k) into (k, k, 1, C); fc (out, in) -> (in, out). BatchNorm weight/bias -> scale/bias
 (parameters), running_mean/var -> mean/var (the BN state jtl keeps beside the parameters);
-`num_batches_tracked` is ignored.
+`num_batches_tracked` is ignored. `from_state_dict` is the hook `model.weights=` calls
+(`jtl.models.pretrained`, which also reads the file and fills the parameters).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from jtl.errors import JtlError
-from jtl.models.base import path_str
+from jtl.models.efficientnet_lite.modeling import LITE_SIZES, block_specs
+from jtl.models.pretrained import Converted, LoadReport, load_into, read_checkpoint
+
+__all__ = ["KEYS", "Converted", "LoadReport", "convert", "from_state_dict", "load_into",
+           "load_pretrained", "read_checkpoint"]
 
 _CONV = (2, 3, 1, 0)
 _LINEAR = (1, 0)
@@ -51,49 +54,6 @@ KEYS: list[tuple[str, str, tuple[int, ...] | None]] = [
     (r"_fc\.bias", "{fc}/bias", None),
 ]
 IGNORED = (r".*\.num_batches_tracked",)
-
-
-@dataclasses.dataclass(frozen=True)
-class Converted:
-    """A checkpoint in jtl's terms: `arrays[path]` came from checkpoint key `source[path]`;
-    `ignored`: checkpoint keys deliberately dropped (BN batch counters)."""
-
-    arrays: dict[str, np.ndarray]
-    source: dict[str, str]
-    ignored: list[str]
-
-
-@dataclasses.dataclass(frozen=True)
-class LoadReport:
-    """Which parameter paths came from the checkpoint (`loaded`) and which kept their fresh
-    values (`missing`: a new head, say); `unused`: checkpoint keys whose jtl path the model
-    does not have (the ImageNet `_fc` under a task head); `ignored`: keys never converted."""
-
-    file: str
-    loaded: list[str]
-    missing: list[str]
-    unused: list[str]
-    ignored: list[str]
-
-    def summary(self) -> dict[str, Any]:
-        """Counts and the short lists, for summary.json."""
-        return {"file": self.file, "loaded": len(self.loaded), "missing": self.missing,
-                "unused": self.unused, "ignored": len(self.ignored)}
-
-
-def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
-    """A safetensors file as numpy arrays by key."""
-    from safetensors.numpy import load_file
-
-    p = Path(path)
-    if not p.is_file():
-        raise JtlError(f"model.weights={path}: no such file; give a .safetensors file "
-                       "(EfficientNet-Lite: shared/models/efficientnet_lite0.safetensors)")
-    try:
-        return load_file(str(p))
-    except Exception as e:  # safetensors raises its own SafetensorError / OSError
-        raise JtlError(f"model.weights={path}: not a readable safetensors file "
-                       f"({type(e).__name__}: {e}); re-download or convert it") from None
 
 
 def convert(state_dict: Mapping[str, np.ndarray], num_blocks: int,
@@ -130,34 +90,12 @@ def convert(state_dict: Mapping[str, np.ndarray], num_blocks: int,
     return Converted(arrays, source, sorted(ignored))
 
 
-def load_into(params: Any, converted: Converted, file: str = "") -> tuple[Any, LoadReport]:
-    """`params` (a pure-dict pytree, e.g. `nnx.split(net)[1].to_pure_dict()`) with every
-    leaf the checkpoint has replaced, in the leaf's dtype; a shape mismatch is refused naming
-    the checkpoint key and the jtl path."""
-    loaded, missing, wrong = [], [], []
-
-    def pick(path: tuple, value: Any) -> Any:
-        p = path_str(path)
-        if p not in converted.arrays:
-            missing.append(p)
-            return value
-        arr = converted.arrays[p]
-        if tuple(arr.shape) != tuple(value.shape):
-            wrong.append(f"checkpoint key '{converted.source[p]}' has shape {tuple(arr.shape)} "
-                         f"after conversion, the model's '{p}' has {tuple(value.shape)}")
-            return value
-        loaded.append(p)
-        return np.asarray(arr, dtype=value.dtype)
-
-    new = jax.tree_util.tree_map_with_path(pick, params)
-    if wrong:
-        more = f" (and {len(wrong) - 2} more)" if len(wrong) > 2 else ""
-        where = f"model.weights={file}: " if file else ""
-        raise JtlError(f"{where}{'; '.join(wrong[:2])}{more}. Give the weights "
-                       "of this model size; a task head is not loaded (keep the checkpoint's "
-                       "classifier out of it)")
-    unused = sorted(converted.source[p] for p in set(converted.arrays) - set(loaded))
-    return new, LoadReport(file, loaded, missing, unused, converted.ignored)
+def from_state_dict(state_dict: Mapping[str, np.ndarray], backbone_cls: type) -> Converted:
+    """The family hook `jtl.models.pretrained` calls for `model.weights`: the size's MBConv
+    count from the class, and the ImageNet `_fc` kept as `fc/...`, a path jtl's Network does
+    not have, so it is reported ignored (a task head is new)."""
+    width, depth, _ = LITE_SIZES[backbone_cls.size]
+    return convert(state_dict, len(block_specs(width, depth)))
 
 
 def load_pretrained(path: str | Path, params: Any, num_blocks: int = 16,
