@@ -41,5 +41,5 @@ class Tent(Method):
         return None
 
     def loss(self, model, batch, key, progress):
-        ent = entropy(model(batch["target"]["x"])).mean()
+        ent = entropy(model.head(model.features(batch["target"]["x"]))).mean()
         return ent, {"target_entropy": ent}
