@@ -293,12 +293,13 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
     return params
 
 
-def weights_summary(cfg: Mapping[str, Any], params: Any, net: Network) -> dict[str, Any]:
+def weights_summary(cfg: Mapping[str, Any], params: Any) -> dict[str, Any]:
     """`{"weights": {path, sha256, loaded, new, ignored, not_converted}}` for summary.json
     when `model.weights` is set (which parameters came from the checkpoint, which are new),
     else {}: the report of loading it into `params`' paths again (a fraction of a second)."""
     spec = cfg["model"].get("weights")
-    return {"weights": pretrained.load(params, spec, type(net.backbone))[1]} if spec else {}
+    model = MODELS.get(cfg["model"]["name"])
+    return {"weights": pretrained.load(params, spec, model)[1]} if spec else {}
 
 
 def untrained_head(cfg: Mapping[str, Any], params: Any, method: Method, freeze: str | None,

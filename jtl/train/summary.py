@@ -12,7 +12,7 @@ import numpy as np
 
 from jtl import rundir
 from jtl.models.base import param_paths
-from jtl.train.build import untrained_head
+from jtl.train.build import untrained_head, weights_summary
 from jtl.train.lanes import Lane
 from jtl.train.selection import summary_keys
 from jtl.transfer import Recipe
@@ -62,6 +62,7 @@ def summaries(cfg: dict, prog: Any, params: Any, stats: list[str], freeze: str |
             "steps_per_call": prog.spc,
             "vmapped_seeds": len(prog.lanes) if prog.vmapped else 1,
             "num_params": count,
+            **weights_summary(cfg, params),  # model.weights: what loaded, what is new
             **({"head": "untrained (random): the accuracies score a random head"}
                if untrained else {}),
             **lane.last_eval,

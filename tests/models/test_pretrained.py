@@ -167,7 +167,7 @@ def test_initial_params_hold_the_converted_backbone(ckpt: Path, tmp_path: Path):
     target = roles.target
     net = nnx.eval_shape(lambda: network(cfg, target.num_classes, method, (32, 32, 3)))
     params = initial_params(cfg, target, method, net)
-    assert weights_summary(cfg, params, net)["weights"]["new"] == NEW
+    assert weights_summary(cfg, params)["weights"]["new"] == NEW
     raw, _ = P.load_pretrained(ckpt, nnx.split(nnx.eval_shape(lambda: M.ImageNetClassifier(
         M.EfficientNetLite0((32, 32, 3), nnx.Rngs(0)), nnx.Rngs(0))))[1].to_pure_dict())
     jax.tree_util.tree_map(np.testing.assert_array_equal, params["backbone"], raw["backbone"])
@@ -226,10 +226,9 @@ def test_cli_run_on_the_published_weights_matches_the_reference(tmp_path: Path):
     assert "loaded 245 arrays; new: head/bias, head/kernel; ignored: _fc.bias, _fc.weight" in log
     summary = json.loads((run_dir / "summary.json").read_text())
     run = jtl.load_run(run_dir)
-    entry = weights_summary(run.cfg, run.initial_params(), run.network)["weights"]
+    entry = weights_summary(run.cfg, run.initial_params())["weights"]
     assert entry["loaded"] == 245 and entry["new"] == NEW
     assert entry["sha256"] == "8cee8ab090c69e3c7fe3228d1d75599a807502a0f88d1900f4abf69a306246e3"
-    if "weights" in summary:  # written by the trainer's summary (jtl/train/trainer.py)
-        assert summary["weights"] == entry
+    assert summary["weights"] == entry
     features = run.features("target", "test")
     np.testing.assert_allclose(features, ref["features"], atol=1e-4, rtol=1e-4)
