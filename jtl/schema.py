@@ -10,7 +10,7 @@ model or measure stays a file plus a yaml:
 - `model`: the backbone's constructor signature (`jtl/models/<name>.py`);
 - measures: the measure function's keyword options (`jtl/measures/<name>.py`);
 - `transfer`: `jtl.transfer.recipes.Recipe`;
-- the root keys, `paths`, `trainer`, `optim`, `neck`, the domains' keys and shift
+- the root keys, `paths`, `trainer`, `optim`, `neck`, `pp`, the domains' keys and shift
   parameters: the dataclasses below.
 
 `validate(cfg)` checks a composed config against it before anything else happens (no data
@@ -113,6 +113,15 @@ OPTIMIZERS: dict[str, type] = {"adam": Adam, "sgd": Sgd}
 
 
 @dataclasses.dataclass
+class Preprocess:
+    """`pp:` the image pipeline's resize and evaluation ops (conf/pp/, `jtl.domains.pp`);
+    null: images straight to the model's size. Training's ops are the root `augment`."""
+
+    resize: int | None = bound(ge=1, le=1 << 16, default=None)
+    eval_ops: list[str] | None = None
+
+
+@dataclasses.dataclass
 class Neck:
     """`neck:` between backbone and head (conf/neck/, `jtl.models.base.Neck`); null: none."""
 
@@ -188,7 +197,7 @@ class Root:
     # Roles beyond source/target (jtl/train/build.py): several sources, extra eval domains.
     sources: list[Any] | None = None
     eval: list[Any] | None = None
-    # Train-time augmentation inside the step (jtl/domains/pp.py): [flip, crop].
+    # Train-time augmentation inside the step (jtl/domains/pp.py): [flip, crop, distort].
     augment: list[str] | None = None
     overwrite: bool = False
     debug: bool = False
@@ -196,7 +205,7 @@ class Root:
 
 # Sections validated elsewhere or not at all (Hydra's own, measure options by `measures`).
 UNCHECKED = ("hydra", "measure", "inputs")  # inputs: recorded by jtl.inputs, not set by hand
-GROUPS = ("paths", "source", "target", "model", "neck", "method", "optim", "trainer",
+GROUPS = ("paths", "source", "target", "model", "neck", "pp", "method", "optim", "trainer",
           "transfer")
 REGEX_KEYS = ("load", "dont_load", "freeze")
 
@@ -470,10 +479,16 @@ def validate(cfg: Mapping[str, Any]) -> None:
         for i, d in enumerate(cfg.get(key) or []):
             if isinstance(d, Mapping):
                 _domain(d, f"{key}[{i}]")
-    if cfg.get("augment"):
-        from jtl.domains.pp import check_augment
+    if cfg.get("augment") or cfg.get("pp") is not None:
+        from jtl.domains.pp import check_augment, check_pp
 
-        check_augment(cfg["augment"])
+        aug = check_augment(cfg.get("augment"))
+        if cfg.get("pp") is not None:
+            if not isinstance(cfg["pp"], Mapping):
+                raise _fail("pp", cfg["pp"], "a mapping (resize, eval_ops), or null: choose "
+                            "pp=tllib_imagenet")
+            check_section(cfg["pp"], dataclass_keys(Preprocess), "pp.", "pp")
+            check_pp(cfg["pp"], aug, (cfg.get("model") or {}).get("input_shape"))
     if cfg.get("trainer") is not None:
         _trainer(cfg["trainer"])
     optim = cfg.get("optim")

@@ -313,9 +313,11 @@ def build_domain(
     role: str = "",
     normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
     augment: tuple[str, ...] = (),
+    preprocess: Mapping[str, Any] | None = None,
 ) -> Domain:
     """Load a domain by its config (`conf/domain/<name>.yaml`); its splits carry the model's
-    pipeline (`input_shape`, the model's `normalize` constants, the run's `augment`).
+    pipeline (`input_shape`, the model's `normalize` constants, the run's `augment` and
+    `preprocess`: `jtl.domains.pp.check_pp`'s resize and evaluation ops).
 
     `role` ("source"/"target") only names the domain in error messages.
     """
@@ -388,7 +390,8 @@ def build_domain(
                        f"max_train, val_fraction); keep more examples.")
     pp = Pipeline(field=field, shape=tuple(input_shape) if field == "image" else None,
                   mean=None if normalize is None else tuple(normalize[0]),
-                  std=None if normalize is None else tuple(normalize[1]), augment=augment)
+                  std=None if normalize is None else tuple(normalize[1]), augment=augment,
+                  **(preprocess or {}))
     train, val, test = (Split(s.fields, pp) for s in (train, val, test))
     return Domain(name=name, train=train, val=val, test=test, num_classes=num_classes,
                   val_policy=val_policy, labels=raw.labels, class_ids=class_ids,

@@ -1,7 +1,8 @@
 """SimCLR (Chen et al. 2020): self-supervised pretraining on unlabeled source images.
 
-Two augmented views of each image (`jtl.domains.augment`, inside the compiled step, from the
-step key) pass through the backbone and a projection head g (`proj/`, an MLP); NT-Xent pulls
+Two augmented views of each image (`jtl.domains.pp.Distort`, the pipeline's `distort` op, run
+by the loss on its model input, inside the compiled step: k1, k2 = split(step key), one view
+from each) pass through the backbone and a projection head g (`proj/`, an MLP); NT-Xent pulls
 the two views of an image together against the other 2B - 2 images of the batch:
 
     loss = NT-Xent(g(f(aug1(x))), g(f(aug2(x))); temperature)
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jtl.domains.augment import Augment
+from jtl.domains.pp import Distort
 from jtl.methods.base import METHODS, Method
 
 
@@ -68,8 +69,8 @@ class SimCLR(Method):
     trainable = "(backbone|neck|proj)/.*"
 
     @property
-    def augment(self) -> Augment:
-        return Augment(self.min_scale, self.max_ratio, self.max_degrees, self.contrast,
+    def distort(self) -> Distort:
+        return Distort(self.min_scale, self.max_ratio, self.max_degrees, self.contrast,
                        self.noise_std)
 
     def modules(self, feature_dim, num_classes, rngs):
@@ -79,7 +80,7 @@ class SimCLR(Method):
     def loss(self, model, batch, key, progress):
         x = batch["source"]["x"]
         k1, k2 = jax.random.split(key)
-        views = jnp.concatenate([self.augment(k1, x), self.augment(k2, x)])
+        views = jnp.concatenate([self.distort(k1, x), self.distort(k2, x)])
         z = model.proj(model.features(views))
         z1, z2 = jnp.split(z, 2)
         sim, positive = _logits(z1, z2, self.temperature)

@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from jtl import inputs
 from jtl.domains import Domain, build_domain
 from jtl.domains.base import load_context
-from jtl.domains.pp import check_augment
+from jtl.domains.pp import check_augment, check_pp
 from jtl.errors import JtlError
 from jtl.methods import Method, build_method
 from jtl.models import MODELS, Network, build_network, pretrained
@@ -108,15 +108,18 @@ def eval_names(cfgs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def load_roles(cfg: Mapping[str, Any]) -> Roles:
     """Every domain of a run, each carrying the model's pipeline (input shape, normalisation
-    constants, the run's `augment` for training); label spaces checked against the method."""
+    constants, the run's `augment` for training, `pp`'s resize and evaluation ops); label
+    spaces checked against the method."""
     cfg = resolve_roles(dict(cfg))
     ctx = load_context(cfg.get("paths") or {})
     model = MODELS.get(cfg["model"]["name"])
     shape = tuple(cfg["model"]["input_shape"])
     aug = check_augment(cfg.get("augment"))
+    pre = check_pp(cfg.get("pp"), aug, shape)
 
     def load(dcfg: Mapping[str, Any], role: str) -> Domain:
-        dom = build_domain(dcfg, shape, ctx, role=role, normalize=model.normalize, augment=aug)
+        dom = build_domain(dcfg, shape, ctx, role=role, normalize=model.normalize, augment=aug,
+                           preprocess=pre)
         check_reads(dom, cfg["model"]["name"], model.reads, role)
         return dom
 
