@@ -26,6 +26,11 @@ READS = {
     "autoencoder": {"source/x"},
     "dap": {"source/x", "source/y"},  # zero-shot: seen classes' labels, through attributes
     "adabn": {"target/x"},  # source-free: target statistics only
+    "bn_adapt": {"target/x"},
+    "tent": {"target/x"},
+    "t3a": {"target/x"},
+    "shot": {"target/x", "target/index"},  # pseudo-labels looked up by example
+    "self_training": TRANSDUCTIVE | {"target/index"},
 }
 
 
@@ -64,7 +69,8 @@ def test_each_key_overridable(path):
             new = {"schedule": "constant", "layer": "features", "disc_norm": "none",
                    "attributes": str(CONF.parent / "attributes" / f"{value}.yaml")}[key]
         elif value is None:
-            new = {"seen": (1, 2, 3, 4, 5, 6, 8, 9)}[key]  # stored as a tuple (hashable)
+            new = {"seen": (1, 2, 3, 4, 5, 6, 8, 9),  # stored as a tuple (hashable)
+                   "relabel_every": 5, "label_smoothing": 0.1, "filter_k": 5}[key]
         else:
             new = value / 2 if key == "threshold" else type(value)(value * 2)
         assert getattr(build_method({**cfg, key: new}), key) == new
