@@ -130,6 +130,15 @@ class Neck:
 
 
 @dataclasses.dataclass
+class Online:
+    """`online:` a test-time stream (conf/online/, `jtl.train.online`); null: none."""
+
+    split: Literal["train", "val", "test"] = "test"
+    order: int | None = bound(ge=0, le=SEED_MAX, default=None)
+    episodic: bool = False
+
+
+@dataclasses.dataclass
 class DomainCommon:
     """Keys every domain has (`jtl.domains.base.COMMON_KEYS`)."""
 
@@ -205,8 +214,8 @@ class Root:
 
 # Sections validated elsewhere or not at all (Hydra's own, measure options by `measures`).
 UNCHECKED = ("hydra", "measure", "inputs")  # inputs: recorded by jtl.inputs, not set by hand
-GROUPS = ("paths", "source", "target", "model", "neck", "pp", "method", "optim", "trainer",
-          "transfer")
+GROUPS = ("paths", "source", "target", "model", "neck", "pp", "online", "method", "optim",
+          "trainer", "transfer")
 REGEX_KEYS = ("load", "dont_load", "freeze")
 
 
@@ -496,6 +505,11 @@ def validate(cfg: Mapping[str, Any]) -> None:
         check_value("optim.name", optim.get("name"), Literal[tuple(OPTIMIZERS)])  # type: ignore[misc]
         check_section(optim, dataclass_keys(OPTIMIZERS[optim["name"]]), "optim.",
                       f"optim '{optim['name']}'")
+    if cfg.get("online") is not None:
+        if not isinstance(cfg["online"], Mapping):
+            raise _fail("online", cfg["online"], "a mapping (split, order, episodic), or null: "
+                        "choose online=stream")
+        check_section(cfg["online"], dataclass_keys(Online), "online.", "online")
     neck = cfg.get("neck")
     if neck is not None:
         if not isinstance(neck, Mapping):

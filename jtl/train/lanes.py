@@ -96,7 +96,7 @@ def lanes_change_results(cfg: Mapping[str, Any]) -> bool:
     if (cfg.get("optim") or {}).get("name") != "adam":
         return False
     method = build_method(cfg["method"])
-    net = nnx.eval_shape(lambda: build_network(cfg["model"], 2, method, 0))
+    net = nnx.eval_shape(lambda: build_network(cfg["model"], 2, method, 0, neck=cfg.get("neck")))
     return bool(stat_paths(net))
 
 

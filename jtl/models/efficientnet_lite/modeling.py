@@ -140,7 +140,6 @@ class EfficientNetLite(Backbone):
     x N, head]. A backbone cut by `keep_blocks` also pools (its features are the channels of
     the last kept block), not the flattened map of Backbone's default."""
 
-    has_conv = True  # lax.conv (depthwise): the trainer steps once per call on CPU
     # `normalize` on the [0, 1] scale the domain pipeline works in (jtl.domains.pp).
     normalize = (tuple(m / 255.0 for m in MEAN_RGB), tuple(s / 255.0 for s in STDDEV_RGB))
 
