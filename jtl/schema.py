@@ -488,16 +488,6 @@ def validate(cfg: Mapping[str, Any]) -> None:
         for i, d in enumerate(cfg.get(key) or []):
             if isinstance(d, Mapping):
                 _domain(d, f"{key}[{i}]")
-    if cfg.get("augment") or cfg.get("pp") is not None:
-        from jtl.domains.pp import check_augment, check_pp
-
-        aug = check_augment(cfg.get("augment"))
-        if cfg.get("pp") is not None:
-            if not isinstance(cfg["pp"], Mapping):
-                raise _fail("pp", cfg["pp"], "a mapping (resize, eval_ops), or null: choose "
-                            "pp=tllib_imagenet")
-            check_section(cfg["pp"], dataclass_keys(Preprocess), "pp.", "pp")
-            check_pp(cfg["pp"], aug, (cfg.get("model") or {}).get("input_shape"))
     if cfg.get("trainer") is not None:
         _trainer(cfg["trainer"])
     optim = cfg.get("optim")
@@ -522,6 +512,17 @@ def validate(cfg: Mapping[str, Any]) -> None:
             check_value(f"{group}.name", section.get("name"), str)
             check_section(section, keys_of(section["name"]), f"{group}.",
                           f"{group} '{section['name']}'")
+    # After the model's keys: the pipeline's sizes are checked against model.input_shape.
+    if cfg.get("augment") or cfg.get("pp") is not None:
+        from jtl.domains.pp import check_augment, check_pp
+
+        aug = check_augment(cfg.get("augment"))
+        if cfg.get("pp") is not None:
+            if not isinstance(cfg["pp"], Mapping):
+                raise _fail("pp", cfg["pp"], "a mapping (resize, eval_ops), or null: choose "
+                            "pp=tllib_imagenet")
+            check_section(cfg["pp"], dataclass_keys(Preprocess), "pp.", "pp")
+            check_pp(cfg["pp"], aug, (cfg.get("model") or {}).get("input_shape"))
     if cfg.get("transfer"):
         check_section(cfg["transfer"], _recipe_keys(), "transfer.", "transfer")
     if cfg.get("measure"):

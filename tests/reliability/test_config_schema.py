@@ -21,9 +21,12 @@ from jtl.errors import JtlError
 from tests.reliability.kit import ARGS, cli
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-GROUPS = ("method", "model", "optim", "trainer", "transfer", "experiment")
+GROUPS = ("method", "model", "optim", "trainer", "transfer", "experiment", "neck", "pp",
+          "online")
 # Options that need a key without a default (`???`) to compose.
-NEEDS = {("domain", "npz"): ["target.path=x.npz"], ("domain", "tfds"): ["target.dataset=x"]}
+NEEDS = {("domain", "npz"): ["target.path=x.npz"], ("domain", "tfds"): ["target.dataset=x"],
+         ("domain", "imagefolder"): ["target.root=x"]}
+SECTIONS = {"neck": schema.Neck, "pp": schema.Preprocess, "online": schema.Online}
 WRONG = ["abc", [0.1], {"x": 1}, 1.5, True]
 
 
@@ -101,6 +104,10 @@ def key_spec(cfg: dict, key: str) -> schema.Key:
         keys = schema._method_keys(cfg["method"]["name"])
     elif head == "transfer":
         keys = schema._recipe_keys()
+    elif head in SECTIONS:  # optional groups: null, or their own keys
+        if not rest:
+            return schema.Key(dict | None)
+        keys = schema.dataclass_keys(SECTIONS[head])
     else:
         return schema.dataclass_keys(schema.Root)[key]
     return keys[rest.split(".")[0]]
