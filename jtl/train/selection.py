@@ -12,10 +12,13 @@ Rules over one run's steps:
   training-domain validation), or target val for methods that read target labels.
 - `oracle`: highest target test accuracy, an upper bound for reference, never a result.
 - `dev` (label-free): lowest DEV risk (jtl/train/dev.py), for runs that read no target labels.
+- `eval` (held-out domains): highest mean accuracy over the run's `eval` domains (their test
+  split, all the labeled data the run never trains on), i.e. a training domain left out:
+  DomainBed's leave-one-domain-out validation within one run.
 
-Rules across runs (DomainBed's leave-one-domain-out chooses hyper-parameters by the accuracy on
-the training domain each run left out; TLlib's tables choose by the target) take several
-runs' records: `RULES` is where they join, as functions of a list of records too.
+Across runs, `choose_across` picks among configurations (hyper-parameters) by the mean over
+each configuration's runs of the score its rule chose them at: DomainBed's model selection
+over a sweep (with `eval`, over the runs that each left another training domain out).
 """
 
 from __future__ import annotations
@@ -55,8 +58,27 @@ def by_dev(evals: Sequence[Record], labeled: str = "source") -> Record | None:
     return min(rows, key=lambda r: (r["dev/risk"], r["step"])) if rows else None
 
 
+def eval_score(record: Record) -> float | None:
+    """Mean test accuracy over a record's `eval` domains; None without any."""
+    accs = [v for k, v in record.items() if k.startswith("eval/") and k.endswith("/test/accuracy")]
+    return sum(accs) / len(accs) if accs else None
+
+
+def by_eval(evals: Sequence[Record], labeled: str = "source") -> Record | None:
+    """Highest mean held-out-domain accuracy (`eval_score`), the earliest on ties."""
+    rows = [r for r in evals if eval_score(r) is not None]
+    return max(rows, key=lambda r: (eval_score(r), -r["step"])) if rows else None
+
+
 RULES: dict[str, Callable[[Sequence[Record], str], Record | None]] = {
-    "val": by_val, "oracle": by_oracle, "dev": by_dev}
+    "val": by_val, "oracle": by_oracle, "dev": by_dev, "eval": by_eval}
+# The number each rule chooses by (higher is better), for `choose_across`.
+SCORES: dict[str, Callable[[Record, str], float]] = {
+    "val": lambda r, labeled: r[f"{labeled}/val/accuracy"],
+    "oracle": lambda r, labeled: r[TEST],
+    "dev": lambda r, labeled: -r["dev/risk"],
+    "eval": lambda r, labeled: eval_score(r),
+}
 
 
 def choose(history: Sequence[Record], rule: str, labeled: str = "source") -> Record | None:
@@ -96,7 +118,31 @@ def summary_keys(history: Sequence[Record], labeled: str, final: Record, total: 
         out.update({"selected/oracle/step": oracle["step"],
                     f"selected/oracle/{TEST}": oracle[TEST]})
     out.update(select_dev(history))
+    held_out = choose(history, "eval")
+    if held_out is not None:
+        out.update({"selected/eval/step": held_out["step"],
+                    f"selected/eval/{TEST}": held_out[TEST]})
     return out
+
+
+def choose_across(runs: Mapping[Any, Sequence[Sequence[Record]]], rule: str,
+                  labeled: str = "source") -> tuple[Any, float, float]:
+    """(the configuration whose runs score best under `rule` on average, that mean score, the
+    mean target test accuracy of its runs at their chosen steps). `runs` maps a configuration
+    (e.g. its hyper-parameters) to its runs' histories; a run the rule cannot read is an
+    error naming the configuration, not a silent gap."""
+    best: tuple[Any, float, float] | None = None
+    for cfg, histories in runs.items():
+        chosen = [choose(h, rule, labeled) for h in histories]
+        if not chosen or any(c is None for c in chosen):
+            raise JtlError(f"selection rule {rule!r} cannot read every run of {cfg!r}")
+        score = sum(SCORES[rule](c, labeled) for c in chosen) / len(chosen)
+        test = sum(c[TEST] for c in chosen) / len(chosen)
+        if best is None or score > best[1]:
+            best = (cfg, score, test)
+    if best is None:
+        raise JtlError("choose_across: no runs")
+    return best
 
 
 def choose_in_run(run_dir: str | Path, rule: str, labeled: str = "source") -> Record | None:

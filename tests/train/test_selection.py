@@ -8,7 +8,7 @@ import json
 import pytest
 
 from jtl.errors import JtlError
-from jtl.train.selection import choose, missing_choices, summary_keys
+from jtl.train.selection import choose, choose_across, missing_choices, summary_keys
 
 RECORDS = [
     {"step": 10, "train/loss": 1.0},  # a log row: not an evaluation
@@ -57,3 +57,23 @@ def test_the_report_fills_in_rules_a_summary_lacks_from_the_records(tmp_path):
     runs, _ = load_runs(tmp_path)
     assert runs[0].metrics["selected/val/target/test/accuracy"] == 0.40
     assert runs[0].metrics["selected/oracle/target/test/accuracy"] == 0.60
+
+
+def test_eval_rule_chooses_by_the_held_out_domains_and_across_runs_by_the_mean():
+    """DomainBed's leave-one-domain-out: within a run, the step of best held-out (eval)
+    domain accuracy; across configurations, the one whose runs score best on average."""
+    def run(scores, tests):
+        return [{"step": 10 * (i + 1), "target/test/accuracy": t,
+                 "eval/mnist/test/accuracy": a, "eval/usps/test/accuracy": a}
+                for i, (a, t) in enumerate(zip(scores, tests, strict=True))]
+
+    h = run([0.5, 0.8, 0.7], [0.1, 0.2, 0.9])
+    assert choose(h, "eval")["step"] == 20
+    assert summary_keys(h, "source", h[-1], 30, None)["selected/eval/target/test/accuracy"] == 0.2
+    assert choose(RECORDS, "eval") is None
+    lr_a = [run([0.6, 0.7], [0.3, 0.4]), run([0.9, 0.5], [0.6, 0.1])]  # chosen 0.7, 0.9
+    lr_b = [run([0.75, 0.7], [0.5, 0.5]), run([0.8, 0.8], [0.7, 0.2])]  # chosen 0.75, 0.8
+    cfg, score, test = choose_across({"lr=a": lr_a, "lr=b": lr_b}, "eval")
+    assert cfg == "lr=a" and score == pytest.approx(0.8) and test == pytest.approx(0.5)
+    with pytest.raises(JtlError, match="cannot read"):
+        choose_across({"lr=a": [RECORDS]}, "eval")
