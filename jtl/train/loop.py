@@ -49,7 +49,7 @@ log = logging.getLogger("jtl")
 DEVICE_DATA_LIMIT = 2 << 30
 
 
-def steps_per_call(cfg: Mapping[str, Any], has_conv: bool) -> int:
+def steps_per_call(cfg: Mapping[str, Any], runs_conv: bool) -> int:
     """`auto`: chunks up to the evaluation interval (at most 500 steps), except per-step on
     XLA:CPU for networks that run lax.conv there (`jtl.train.backend.runs_conv`: ResNet),
     which is far slower inside a scan. LeNet's convolutions are im2col on CPU and scan as fast
@@ -57,7 +57,7 @@ def steps_per_call(cfg: Mapping[str, Any], has_conv: bool) -> int:
     value = cfg["steps_per_call"]
     if value != "auto":
         return max(int(value), 1)
-    if jax.default_backend() == "cpu" and has_conv:
+    if jax.default_backend() == "cpu" and runs_conv:
         return 1
     return min(int(cfg["eval_every"]), 500)
 
