@@ -31,6 +31,11 @@ READS = {
     "t3a": {"target/x"},
     "shot": {"target/x", "target/index"},  # pseudo-labels looked up by example
     "self_training": TRANSDUCTIVE | {"target/index"},
+    # domain generalization: several labeled sources (with their `domain`), no target at all
+    "irm": {"source/x", "source/y"},
+    "vrex": {"source/x", "source/y"},
+    "group_dro": {"source/x", "source/y"},
+    "mixup": {"source/x", "source/y"},
 }
 
 

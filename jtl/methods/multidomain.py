@@ -1,0 +1,75 @@
+"""Domain generalization's per-environment view of a batch (DomainBed's list of minibatches).
+
+With several sources the trainer concatenates their equal shares into one `source` group and
+adds `domain`, each example's source index. A method that treats environments apart needs
+their number as a static shape, which a traced `domain` field cannot give; so every method here
+keeps `envs` = arange(E) in its state (`init_state`, from `ctx.roles.sources`), and the step
+reads E from that array's length. `split_envs` sorts the batch by `domain` (stable) and
+reshapes it to (E, n, ...): equal shares make the sizes static whatever the order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jtl.errors import JtlError
+from jtl.methods.base import Boundary, Method
+
+
+def num_envs(ctx: Boundary, method: str) -> int:
+    """The number of training environments; one source is a one-line error (nothing to
+    compare it with)."""
+    n = len(ctx.roles.sources)
+    if n < 2:
+        raise JtlError(f"method={method} compares training environments and needs several "
+                       f"sources: sources=[a,b,...] (this run has {n})")
+    return n
+
+
+def split_envs(tree: Any, domain: jax.Array, envs: int) -> Any:
+    """Every leaf (E * n, ...) -> (E, n, ...), environment e's examples in row e (in their
+    batch order)."""
+    order = jnp.argsort(domain, stable=True)
+    return jax.tree.map(lambda a: a[order].reshape(envs, -1, *a.shape[1:]), tree)
+
+
+def env_logits(model: Any, source: dict, envs: int) -> tuple[jax.Array, jax.Array]:
+    """(logits (E, n, C), labels (E, n)): one forward pass over the whole source batch (as
+    DomainBed's IRM/VREx/ERM), split per environment."""
+    logits = model.head(model.features(source["x"]))
+    return split_envs((logits, source["y"]), source["domain"], envs)
+
+
+def env_risks(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy per environment: (E, n, C), (E, n) -> (E,)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(-1)
+
+
+def annealed(weight: float, anneal_steps: int, count: jax.Array) -> jax.Array:
+    """DomainBed's penalty schedule: 1 for the first `anneal_steps` updates, then `weight`."""
+    return jnp.where(count >= anneal_steps, weight, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiDomain(Method):
+    """A method over several labeled sources; its state holds `envs` (and what the subclass
+    adds in `extra_state`)."""
+
+    uses = frozenset({"source/x", "source/y"})
+    method_name: ClassVar[str] = ""  # the registry key, for messages
+
+    def init_state(self, params: Any, ctx: Boundary) -> Any:
+        envs = num_envs(ctx, self.method_name)
+        return {"envs": jnp.arange(envs, dtype=jnp.int32), **self.extra_state(envs)}
+
+    def extra_state(self, envs: int) -> dict[str, jax.Array]:
+        return {}
+
+    def loss(self, model, batch, key, progress):
+        raise JtlError(f"{type(self).__name__} needs its method state (the environments); "
+                       "run it through the trainer with several sources")
