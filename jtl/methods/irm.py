@@ -21,9 +21,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jtl.errors import JtlError
 from jtl.methods.base import METHODS, cross_entropy
-from jtl.methods.multidomain import MultiDomain, annealed, env_logits
+from jtl.methods.multidomain import AnnealedPenalty
 
 
 def irm_penalty(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -36,23 +35,11 @@ def irm_penalty(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 @METHODS.register("irm")
 @dataclasses.dataclass(frozen=True)
-class IRM(MultiDomain):
+class IRM(AnnealedPenalty):
     method_name = "irm"
     weight: float = 100.0  # lambda after the anneal (DomainBed's irm_lambda)
     anneal_steps: int = 500  # updates at weight 1 first (irm_penalty_anneal_iters)
 
-    def __post_init__(self) -> None:
-        if self.weight < 0 or self.anneal_steps < 0:
-            raise JtlError(f"method.weight and method.anneal_steps must be >= 0, got "
-                           f"{self.weight} and {self.anneal_steps}")
-
-    def extra_state(self, envs):
-        return {"update_count": jnp.zeros((), jnp.int32)}
-
-    def loss_with_state(self, model, state, batch, key, progress):
-        logits, labels = env_logits(model, batch["source"], len(state["envs"]))
-        nll = jnp.mean(jax.vmap(cross_entropy)(logits, labels))
-        penalty = jnp.mean(jax.vmap(irm_penalty)(logits, labels))
-        w = annealed(self.weight, self.anneal_steps, state["update_count"])
-        metrics = {"nll": nll, "penalty": penalty, "penalty_weight": w}
-        return nll + w * penalty, metrics, {**state, "update_count": state["update_count"] + 1}
+    def risk_and_penalty(self, logits, labels):
+        return (jnp.mean(jax.vmap(cross_entropy)(logits, labels)),
+                jnp.mean(jax.vmap(irm_penalty)(logits, labels)))

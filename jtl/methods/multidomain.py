@@ -73,3 +73,34 @@ class MultiDomain(Method):
     def loss(self, model, batch, key, progress):
         raise JtlError(f"{type(self).__name__} needs its method state (the environments); "
                        "run it through the trainer with several sources")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnealedPenalty(MultiDomain):
+    """loss = risk + weight_t * penalty over the environments (irm, vrex), weight_t = 1 for
+    the first `anneal_steps` updates and `weight` after (DomainBed's schedule), the updates
+    counted in the state (DomainBed's update_count buffer)."""
+
+    weight: float = 1.0
+    anneal_steps: int = 500
+
+    def __post_init__(self) -> None:
+        if self.weight < 0 or self.anneal_steps < 0:
+            raise JtlError(f"method.weight and method.anneal_steps must be >= 0, got "
+                           f"{self.weight} and {self.anneal_steps}")
+
+    def extra_state(self, envs: int) -> dict[str, jax.Array]:
+        return {"update_count": jnp.zeros((), jnp.int32)}
+
+    def risk_and_penalty(self, logits: jax.Array, labels: jax.Array
+                         ) -> tuple[jax.Array, jax.Array]:
+        """(risk, penalty) from per-environment logits (E, n, C) and labels (E, n)."""
+        raise NotImplementedError
+
+    def loss_with_state(self, model, state, batch, key, progress):
+        logits, labels = env_logits(model, batch["source"], len(state["envs"]))
+        nll, penalty = self.risk_and_penalty(logits, labels)
+        count = state["update_count"]
+        w = annealed(self.weight, self.anneal_steps, count)
+        metrics = {"nll": nll, "penalty": penalty, "penalty_weight": w}
+        return nll + w * penalty, metrics, {**state, "update_count": count + 1}

@@ -16,9 +16,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jtl.errors import JtlError
 from jtl.methods.base import METHODS
-from jtl.methods.multidomain import MultiDomain, annealed, env_logits, env_risks
+from jtl.methods.multidomain import AnnealedPenalty, env_risks
 
 
 def risk_variance(risks: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -29,22 +28,10 @@ def risk_variance(risks: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 @METHODS.register("vrex")
 @dataclasses.dataclass(frozen=True)
-class VREx(MultiDomain):
+class VREx(AnnealedPenalty):
     method_name = "vrex"
     weight: float = 10.0  # lambda after the anneal (DomainBed's vrex_lambda)
     anneal_steps: int = 500  # updates at weight 1 first (vrex_penalty_anneal_iters)
 
-    def __post_init__(self) -> None:
-        if self.weight < 0 or self.anneal_steps < 0:
-            raise JtlError(f"method.weight and method.anneal_steps must be >= 0, got "
-                           f"{self.weight} and {self.anneal_steps}")
-
-    def extra_state(self, envs):
-        return {"update_count": jnp.zeros((), jnp.int32)}
-
-    def loss_with_state(self, model, state, batch, key, progress):
-        logits, labels = env_logits(model, batch["source"], len(state["envs"]))
-        mean, penalty = risk_variance(env_risks(logits, labels))
-        w = annealed(self.weight, self.anneal_steps, state["update_count"])
-        metrics = {"nll": mean, "penalty": penalty, "penalty_weight": w}
-        return mean + w * penalty, metrics, {**state, "update_count": state["update_count"] + 1}
+    def risk_and_penalty(self, logits, labels):
+        return risk_variance(env_risks(logits, labels))
