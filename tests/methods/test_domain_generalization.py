@@ -178,3 +178,29 @@ def test_mixup_lambda_from_the_key_and_loss_is_the_hand_mix():
     # another key, other lambdas
     _, m2, _ = method.loss_with_state(Identity(), state, b, jax.random.key(8), 0.0)
     assert float(m2["mixup_lambda"]) != float(m["mixup_lambda"])
+
+
+RUN = ["domain@target=sklearn_digits", "model=mlp", "model.hidden=[32]", "trainer=debug",
+       "trainer.progress=false", "trainer.tensorboard=false"]
+
+
+def test_a_run_over_two_sources_weights_the_harder_one(tmp_path):
+    """Through the trainer: group_dro's q, checkpointed in the method state, ends above
+    uniform on the source drowned in pixel noise (its risk stays high), and a one-source
+    run of a multi-domain method is refused before training."""
+    from jtl.train import train_and_evaluate
+    from tests.conftest import compose_cfg
+    from tests.methods.source_free_kit import params_at
+
+    sources = ("sources=[{name: sklearn_digits}, "
+               "{name: sklearn_digits, shifts: [{name: noise, std: 3.0}]}]")
+    s = train_and_evaluate(compose_cfg([*RUN, sources, "method=group_dro", "method.eta=0.1"]),
+                           tmp_path / "dro")
+    assert s["status"] == "completed"
+    state = params_at(tmp_path / "dro")["method"]
+    q = np.asarray(state["q"])
+    np.testing.assert_allclose(q.sum(), 1.0, rtol=1e-5)
+    assert q[1] > 0.55 > 0.45 > q[0], q
+    with pytest.raises(JtlError, match="several sources"):
+        train_and_evaluate(compose_cfg([*RUN, "domain@source=sklearn_digits", "method=irm"]),
+                           tmp_path / "one")
