@@ -14,28 +14,19 @@
 set -e
 cd "$(dirname "$0")/../.."
 OUT=${1:-experiments/test_time/runs_gpu}
-PY=${PY:-.venv/bin/python}
-QUIET="trainer.progress=false trainer.tensorboard=false"
+source experiments/test_time/common.sh
 epoch() { [ "$1" = mnist ] && echo 844 || echo 103; }  # ceil(train split / 64): 54,000 / 6,562
 for seed in 0 1 2; do
   for dir in m2u u2m; do
-    if [ "$dir" = m2u ]; then s=mnist; t=usps; else s=usps; t=mnist; fi
-    se=$(epoch $s); te=$(epoch $t)
+    if [ "$dir" = m2u ]; then se=$(epoch mnist); te=$(epoch usps)
+    else se=$(epoch usps); te=$(epoch mnist); fi
     src=$OUT/$dir/source_only/seed$seed
-    $PY -m jtl.train experiment=digits_$dir seed=$seed method.label_smoothing=0.1 \
-        trainer.batch_size=64 trainer.steps=$((30 * se)) trainer.eval_every=$se \
-        trainer.log_every=$se trainer.checkpoint_every=$((10 * se)) \
-        $QUIET hydra.run.dir=$src
-    run() {
-      local m=$1; shift
-      $PY -m jtl.train experiment=digits_$dir seed=$seed source=null init_from=$src \
-          method=$m "$@" $QUIET hydra.run.dir=$OUT/$dir/$m/seed$seed
-    }
-    run adabn
-    run bn_adapt
-    run t3a
-    run tent optim=adam optim.lr=1e-3 trainer.batch_size=128 trainer.steps=$((10 * (te + 1) / 2))
-    run shot trainer.batch_size=64 trainer.steps=$((30 * te)) method.interval=$te \
+    train "$src" method.label_smoothing=0.1 trainer.batch_size=64 trainer.steps=$((30 * se)) \
+        trainer.eval_every=$se trainer.log_every=$se trainer.checkpoint_every=$((10 * se))
+    statistics "$src"
+    adapt "$src" tent tent optim=adam optim.lr=1e-3 trainer.batch_size=128 \
+        trainer.steps=$((10 * (te + 1) / 2))
+    adapt "$src" shot shot trainer.batch_size=64 trainer.steps=$((30 * te)) method.interval=$te \
         trainer.eval_every=$te trainer.log_every=$te trainer.checkpoint_every=$((10 * te))
   done
 done
