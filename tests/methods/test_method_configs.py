@@ -40,14 +40,25 @@ READS = {
 
 
 def load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+    """A method yaml; a preset (`defaults: [<method>, _self_]`) merged over its method's."""
+    cfg = yaml.safe_load(path.read_text())
+    bases = [d for d in cfg.pop("defaults", []) if d != "_self_"]
+    for base in bases:
+        cfg = {**load(CONF / f"{base}.yaml"), **cfg}
+    return cfg
+
+
+def is_preset(path: Path) -> bool:
+    return "defaults" in yaml.safe_load(path.read_text())
 
 
 def test_every_registered_method_has_a_yaml():
-    assert {p.stem for p in YAMLS} == set(METHODS.names())
+    assert {p.stem for p in YAMLS if not is_preset(p)} == set(METHODS.names())
+    for p in filter(is_preset, YAMLS):  # a preset names a method and builds
+        assert load(p)["name"] in METHODS.names() and build_method(load(p))
 
 
-@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in YAMLS if not is_preset(p)], ids=lambda p: p.stem)
 def test_yaml_builds_and_matches_the_dataclass(path):
     cfg = load(path)
     assert cfg["name"] == path.stem
