@@ -37,8 +37,7 @@ def irm_penalty(logits: jax.Array, labels: jax.Array) -> jax.Array:
 @dataclasses.dataclass(frozen=True)
 class IRM(AnnealedPenalty):
     method_name = "irm"
-    weight: float = 100.0  # lambda after the anneal (DomainBed's irm_lambda)
-    anneal_steps: int = 500  # updates at weight 1 first (irm_penalty_anneal_iters)
+    weight: float = 100.0  # lambda after the anneal (irm_lambda); anneal_steps 500 inherited
 
     def risk_and_penalty(self, logits, labels):
         return (jnp.mean(jax.vmap(cross_entropy)(logits, labels)),

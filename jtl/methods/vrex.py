@@ -30,8 +30,7 @@ def risk_variance(risks: jax.Array) -> tuple[jax.Array, jax.Array]:
 @dataclasses.dataclass(frozen=True)
 class VREx(AnnealedPenalty):
     method_name = "vrex"
-    weight: float = 10.0  # lambda after the anneal (DomainBed's vrex_lambda)
-    anneal_steps: int = 500  # updates at weight 1 first (vrex_penalty_anneal_iters)
+    weight: float = 10.0  # lambda after the anneal (vrex_lambda); anneal_steps 500 inherited
 
     def risk_and_penalty(self, logits, labels):
         return risk_variance(env_risks(logits, labels))
