@@ -140,7 +140,7 @@ def train_seeds(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     program vmapped over the seeds (state, keys, batches), each seed's run in
     `<workdir>/seed<s>`. Seeds already completed there are not retrained; a seed that
     diverges fails alone. Returns {"status", "seeds", "runs": {seed: summary}}."""
-    raw, cfg = cfg, plain(cfg)
+    raw, cfg = cfg, resolve_roles(plain(cfg))  # sources named by name: as each lane sees them
     seeds = [positive_int(s, "trainer.seeds[]", minimum=0) for s in cfg["trainer"]["seeds"]]
     if not seeds or len(set(seeds)) != len(seeds):
         raise JtlError(f"trainer.seeds={seeds}: a non-empty list of distinct seeds")

@@ -106,6 +106,18 @@ def test_several_sources_train_one_head_and_report_each(tmp_path):
     assert s["source.1/test/accuracy"] > 0.3  # usps was trained on, not only mnist
 
 
+def test_several_sources_by_bare_name_train_as_vmapped_seeds(tmp_path):
+    """Sources named by name alone (not mappings) reach every lane of `trainer.seeds` as
+    full domain configs."""
+    cfg = compose_cfg(["sources=[sklearn_digits, {name: sklearn_digits, shifts: [invert]}]",
+                       "domain@target=sklearn_digits", "model=mlp", "model.hidden=[16]",
+                       "trainer=debug", "trainer.progress=false", "trainer.tensorboard=false",
+                       "trainer.seeds=[0,1]"])
+    out = train_and_evaluate(cfg, tmp_path / "seeds")
+    assert sorted(out["runs"]) == [0, 1]
+    assert all("source.1/val/accuracy" in r for r in out["runs"].values())
+
+
 def test_adabn_statistics_are_the_target_moments():
     """After AdaBN the first BatchNorm's running mean/var are its input's moments over the
     whole split (exactly, across batches of unequal size)."""
