@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from jtl import rundir
 from tests.conftest import FAST, ROOT
 
@@ -40,6 +42,7 @@ def assert_cell_1_named_killed(res: subprocess.CompletedProcess, sweep: Path,
     assert not rundir.is_completed(sweep / "seed1")
 
 
+@pytest.mark.slow  # 27 s; a killed cell is named under submitit_local in the default run
 def test_a_killed_cell_under_cpu_pool_is_named_and_the_rerun_trains_only_it(tmp_path):
     sweep = tmp_path / "grid"
     args = ["hydra/launcher=cpu_pool", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from jtl import rundir
 from jtl.methods import build_method
 from tests.conftest import FAST, ROOT, compose_cfg
@@ -29,6 +31,7 @@ def cells(sweep: Path) -> dict[str, float]:
             for run in rundir.find_runs(sweep) if rundir.is_completed(run)}
 
 
+@pytest.mark.slow  # 40 s: a grid rerun training nothing is also tests/transfer/test_pretrain's
 def test_joblib_grid_rerun_trains_no_cell_twice(tmp_path):
     sweep = tmp_path / "grid"
     args = [*GRID, "method=source_only,target_only", "seed=0,1", "hydra/launcher=cpu_pool",

@@ -121,7 +121,14 @@ def test_relabelled_run_resumes_its_state_bit_for_bit(tmp_path, fast_cfg, monkey
 
     cfg = fast_cfg(*RELABEL)
     train_and_evaluate(cfg, tmp_path / "straight")
-    monkeypatch.setenv("JTL_FAULT", "sigint@10")
+    fired = []
+
+    def interrupt(step, at="step", managers=()):  # Ctrl-C once at step 10, in this thread
+        if at == "step" and step >= 10 and not fired:
+            fired.append(step)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("jtl.train.loop.inject_fault", interrupt)
     with pytest.raises(RunInterrupted):
         train_and_evaluate(cfg, tmp_path / "resumed")
     train_and_evaluate(cfg, tmp_path / "resumed")

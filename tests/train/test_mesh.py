@@ -43,7 +43,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("method", ["dann", "coral"])
+@pytest.mark.parametrize("method", [pytest.param("dann", marks=pytest.mark.slow), "coral"])
 def test_four_devices_match_one(tmp_path, method):
     # disc_norm=none: BatchNorm's division by the batch std grows float-order noise past
     # this tolerance in 30 steps; that BatchNorm sees the global batch is tested below.

@@ -136,7 +136,14 @@ def test_an_interrupted_stream_resumes_scoring_each_example_once(tmp_path, sourc
     cfg = online_cfg(source_run, "test_entropy", "trainer.checkpoint_every=2",
                      "trainer.log_every=2", "trainer.eval_every=2")
     straight = train_and_evaluate(cfg, tmp_path / "straight")
-    monkeypatch.setenv("JTL_FAULT", "sigint@3")
+    fired = []
+
+    def interrupt(step, at="step", managers=()):  # Ctrl-C once at step 3, in this thread
+        if at == "step" and step >= 3 and not fired:
+            fired.append(step)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("jtl.train.loop.inject_fault", interrupt)
     with pytest.raises(RunInterrupted):
         train_and_evaluate(cfg, tmp_path / "resumed")
     resumed = train_and_evaluate(cfg, tmp_path / "resumed")
