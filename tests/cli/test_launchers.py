@@ -57,6 +57,7 @@ def test_joblib_grid_rerun_trains_no_cell_twice(tmp_path):
     assert retrained == ["target_only/seed1"]
 
 
+@pytest.mark.slow  # 13 s: a lost cell is named under submitit_local by test_killed_cells
 def test_failed_cell_in_a_joblib_worker_is_named_by_the_launcher(tmp_path):
     sweep = tmp_path / "grid"
     res = jtl_train(*GRID, "trainer.batch_size=16,5000", "hydra/launcher=cpu_pool",
@@ -67,6 +68,7 @@ def test_failed_cell_in_a_joblib_worker_is_named_by_the_launcher(tmp_path):
     assert rundir.is_completed(sweep / "16")
 
 
+@pytest.mark.slow  # 13 s: submitit_local also runs in test_killed_cells
 def test_submitit_local_executor_runs_the_grid(tmp_path):
     sweep = tmp_path / "grid"
     res = jtl_train(*GRID, "method=source_only", "seed=0,1", "hydra/launcher=submitit_local",

@@ -11,6 +11,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from tests.conftest import FAST, ROOT
 from tests.train.test_trainer import final_params
@@ -25,6 +26,7 @@ def run(run_dir, **env):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # 13 s: tests/reliability/test_interrupts.py kills and resumes too
 def test_sigkill_and_restart_match_uninterrupted_run(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     assert run(full).returncode == 0
