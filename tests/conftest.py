@@ -43,3 +43,16 @@ def compose_cfg(overrides: list[str], hydra: bool = False) -> DictConfig:
 def fast_cfg():
     """`fast_cfg(*overrides)` -> a small, quick config on offline digits."""
     return lambda *overrides: compose_cfg([*FAST, *overrides])
+
+
+def interrupt_once(monkeypatch, at: int) -> None:
+    """Ctrl-C once when training reaches step `at`, raised in the main thread (the trainer's
+    fault hook replaced; a real SIGINT was once not delivered inside the full suite)."""
+    fired: list[int] = []
+
+    def interrupt(step, where="step", managers=()):
+        if where == "step" and step >= at and not fired:
+            fired.append(step)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("jtl.train.loop.inject_fault", interrupt)

@@ -118,17 +118,11 @@ def test_relabelled_run_resumes_its_state_bit_for_bit(tmp_path, fast_cfg, monkey
     parameters, as a fresh start does, would train on other targets)."""
     from jtl.train import train_and_evaluate
     from jtl.train.loop import RunInterrupted
+    from tests.conftest import interrupt_once
 
     cfg = fast_cfg(*RELABEL)
     train_and_evaluate(cfg, tmp_path / "straight")
-    fired = []
-
-    def interrupt(step, at="step", managers=()):  # Ctrl-C once at step 10, in this thread
-        if at == "step" and step >= 10 and not fired:
-            fired.append(step)
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr("jtl.train.loop.inject_fault", interrupt)
+    interrupt_once(monkeypatch, 10)
     with pytest.raises(RunInterrupted):
         train_and_evaluate(cfg, tmp_path / "resumed")
     train_and_evaluate(cfg, tmp_path / "resumed")

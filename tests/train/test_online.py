@@ -24,7 +24,7 @@ from jtl.train.loop import RunInterrupted
 from jtl.train.online import stream_roles
 from jtl.train.optim import build_optimizer
 from jtl.train.step import init_state, make_step, stat_paths, train_model
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, interrupt_once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,14 +136,7 @@ def test_an_interrupted_stream_resumes_scoring_each_example_once(tmp_path, sourc
     cfg = online_cfg(source_run, "test_entropy", "trainer.checkpoint_every=2",
                      "trainer.log_every=2", "trainer.eval_every=2")
     straight = train_and_evaluate(cfg, tmp_path / "straight")
-    fired = []
-
-    def interrupt(step, at="step", managers=()):  # Ctrl-C once at step 3, in this thread
-        if at == "step" and step >= 3 and not fired:
-            fired.append(step)
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr("jtl.train.loop.inject_fault", interrupt)
+    interrupt_once(monkeypatch, 3)
     with pytest.raises(RunInterrupted):
         train_and_evaluate(cfg, tmp_path / "resumed")
     resumed = train_and_evaluate(cfg, tmp_path / "resumed")
