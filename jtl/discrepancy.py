@@ -102,3 +102,30 @@ def coral_distance(x: jax.Array, y: jax.Array) -> jax.Array:
     d = x.shape[1]
     diff = covariance(x) - covariance(y)
     return jnp.sum(diff * diff) / (4.0 * d * d)
+
+
+# DomainBed's two distances (`domainbed/algorithms.py`, AbstractMMD), for its CORAL and MMD
+# across training environments (`dg_coral`, `dg_mmd`). They are not DAN's and Deep CORAL's
+# above: DomainBed's Gaussian MMD is the biased estimate at seven fixed bandwidths, and its
+# CORAL adds the means and averages the squared differences (1 / d and 1 / d^2, not 1 / 4d^2).
+DOMAINBED_GAMMAS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def gaussian_mmd(x: jax.Array, y: jax.Array,
+                 gammas: tuple[float, ...] = DOMAINBED_GAMMAS) -> jax.Array:
+    """Biased MMD^2 with k(a, b) = sum_g exp(-g ||a - b||^2): mean Kxx + mean Kyy - 2 mean Kxy
+    (diagonals included), exactly 0 for y = x. x (m, d), y (n, d)."""
+    x, y = _rows(x), _rows(y)
+
+    def k(a: jax.Array, b: jax.Array) -> jax.Array:
+        d = jnp.maximum(sq_dists(a, b), 1e-30)  # DomainBed's clamp_min
+        return sum(jnp.exp(-g * d) for g in gammas).mean()
+
+    return k(x, x) + k(y, y) - 2.0 * k(x, y)
+
+
+def mean_cov_distance(x: jax.Array, y: jax.Array) -> jax.Array:
+    """mean_d (mu_x - mu_y)^2 + mean_{d,d'} (C_x - C_y)^2 with unbiased covariances."""
+    x, y = _rows(x), _rows(y)
+    mean_diff = jnp.mean((x.mean(0) - y.mean(0)) ** 2)
+    return mean_diff + jnp.mean((covariance(x) - covariance(y)) ** 2)
