@@ -11,11 +11,14 @@ reshapes it to (E, n, ...): equal shares make the sizes static whatever the orde
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
 from jtl.errors import JtlError
 from jtl.methods.base import Boundary, Method
@@ -48,6 +51,27 @@ def env_logits(model: Any, source: dict, envs: int) -> tuple[jax.Array, jax.Arra
 def env_risks(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean cross-entropy per environment: (E, n, C), (E, n) -> (E,)."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(-1)
+
+
+def pairwise_mean(fn: Callable[[jax.Array, jax.Array], jax.Array], groups: jax.Array
+                  ) -> jax.Array:
+    """mean over the E (E - 1) / 2 pairs e < e' of fn(groups[e], groups[e']): DomainBed's
+    penalty over every pair of training environments (its loop `for i ... for j > i`)."""
+    pairs = list(itertools.combinations(range(groups.shape[0]), 2))
+    return sum(fn(groups[i], groups[j]) for i, j in pairs) / len(pairs)
+
+
+def functional(model: nnx.Module) -> tuple[Callable[[Any, jax.Array], jax.Array], Any]:
+    """(apply, params): the network as a function of its parameters, apply(params, x) =
+    logits, and its current parameters (still differentiable with respect to the step's).
+    For methods that take an inner gradient step inside their loss (mldg, fish); other state
+    (batch statistics) is read as it is and not updated by the inner passes."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def apply(p: Any, x: jax.Array) -> jax.Array:
+        return nnx.merge(graphdef, p, rest)(x)
+
+    return apply, params
 
 
 def annealed(weight: float, anneal_steps: int, count: jax.Array) -> jax.Array:
@@ -104,3 +128,28 @@ class AnnealedPenalty(MultiDomain):
         w = annealed(self.weight, self.anneal_steps, count)
         metrics = {"nll": nll, "penalty": penalty, "penalty_weight": w}
         return nll + w * penalty, metrics, {**state, "update_count": count + 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class PairwiseFeaturePenalty(MultiDomain):
+    """loss = mean_e CE_e + weight * mean_{e<e'} distance(features_e, features_e'), features
+    the network's `features` (DomainBed's featurizer output): DomainBed's AbstractMMD, the
+    base of its CORAL and MMD. One forward pass over every environment (DomainBed: one per
+    environment, the same without BatchNorm)."""
+
+    weight: float = 1.0  # DomainBed's mmd_gamma
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise JtlError(f"method.weight must be >= 0, got {self.weight}")
+
+    def distance(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    def loss_with_state(self, model, state, batch, key, progress):
+        src, envs = batch["source"], len(state["envs"])
+        f = model.features(src["x"])
+        feats, logits, labels = split_envs((f, model.head(f), src["y"]), src["domain"], envs)
+        nll = env_risks(logits, labels).mean()
+        penalty = pairwise_mean(self.distance, feats)
+        return nll + self.weight * penalty, {"nll": nll, "penalty": penalty}, state

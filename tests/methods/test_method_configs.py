@@ -36,6 +36,8 @@ READS = {
     "vrex": {"source/x", "source/y"},
     "group_dro": {"source/x", "source/y"},
     "mixup": {"source/x", "source/y"},
+    **dict.fromkeys(("mldg", "fish", "rsc", "sagnet", "dg_coral", "dg_mmd", "dg_dann", "cdann"),
+                    frozenset({"source/x", "source/y"})),
 }
 
 
