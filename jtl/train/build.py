@@ -27,7 +27,7 @@ from flax import nnx
 from omegaconf import OmegaConf
 
 from jtl import inputs
-from jtl.domains import Domain, build_domain
+from jtl.domains import Domain, bow, build_domain
 from jtl.domains.base import load_context
 from jtl.domains.pp import check_augment, check_pp
 from jtl.errors import JtlError
@@ -35,6 +35,7 @@ from jtl.methods import Method, build_method
 from jtl.models import MODELS, Network, build_network, pretrained
 from jtl.models.base import param_paths
 from jtl.train import checkpoint as ckpt
+from jtl.train import features
 from jtl.train.optim import trainable_labels
 from jtl.transfer import Recipe, with_prototype_head
 
@@ -49,6 +50,9 @@ class Roles:
     sources: tuple[Domain, ...]
     target: Domain
     evals: Mapping[str, Domain] = dataclasses.field(default_factory=dict)
+    # Set when the domains hold a frozen backbone's cached features (`jtl.train.features`):
+    # what summary.json records of the cache.
+    feature_cache: Mapping[str, Any] | None = None
 
     @property
     def source(self) -> Domain | None:
@@ -123,13 +127,17 @@ def load_roles(cfg: Mapping[str, Any]) -> Roles:
         check_reads(dom, cfg["model"]["name"], model.reads, role)
         return dom
 
-    sources = [load(c, "source" if len(cfg.get("sources") or [1]) == 1 else f"sources[{i}]")
-               for i, c in enumerate(source_cfgs(cfg))]
-    target = load(cfg["target"], "target")
     evals = cfg.get("eval") or []
-    roles = Roles(tuple(sources), target,
-                  {n: load(c, f"eval[{i}]") for i, (n, c) in enumerate(zip(eval_names(evals),
-                                                                          evals, strict=True))})
+    named = [*[("source" if len(cfg.get("sources") or [1]) == 1 else f"sources[{i}]", c)
+               for i, c in enumerate(source_cfgs(cfg))], ("target", cfg["target"]),
+             *[(f"eval[{i}]", c) for i, c in enumerate(evals)]]
+    # text_features=bow: one vocabulary from the sources' and target's train texts, set on
+    # every text domain (jtl/domains/bow.py); {} otherwise.
+    text_keys = bow.resolve(cfg, ctx, named)
+    built = [load({**c, **text_keys.get(r, {})}, r) for r, c in named]
+    n_src = len(built) - 1 - len(evals)
+    roles = Roles(tuple(built[:n_src]), built[n_src],
+                  dict(zip(eval_names(evals), built[n_src + 1:], strict=True)))
     check_label_spaces(roles, build_method(cfg["method"]), cfg)
     return roles
 
@@ -225,6 +233,7 @@ def build_all(cfg: Mapping[str, Any]) -> Built:
     if has_source_head(method) and not method.source_classes:
         method = dataclasses.replace(method, source_classes=roles.source.num_classes)
     net = network(cfg, roles.target.num_classes, method, model_input_shape(cfg, roles.target))
+    roles, net = features.apply(cfg, roles, method, net)  # a frozen backbone: cached features
     return Built(roles, method, net)
 
 
@@ -270,12 +279,16 @@ def initial_params(cfg: Mapping[str, Any], target: Domain, method: Method,
     seed), then the checkpoint `model.weights` names (`jtl.models.pretrained`: the backbone;
     the head stays fresh), then what `init_from` loads, then the recipe's head (prototype;
     its cl2n centre may be the `source` train set's mean feature)."""
-    if net is None:
+    if net is None and features.is_cached(cfg, target):  # the image network, reading features
+        net = features.wrap(network(cfg, target.num_classes, method),
+                            target.train.fields["features"].shape[1])
+    elif net is None:
         net = network(cfg, target.num_classes, method, model_input_shape(cfg, target))
     graphdef, params = nnx.split(net)
     params = params.to_pure_dict()
     if cfg["model"].get("weights"):
-        params, report = pretrained.load(params, cfg["model"]["weights"], type(net.backbone))
+        params, report = pretrained.load(params, cfg["model"]["weights"],
+                                         MODELS.get(cfg["model"]["name"]))
         log.info("model.weights %s: loaded %d arrays; new: %s; ignored: %s", report["path"],
                  report["loaded"], ", ".join(report["new"]) or "none",
                  ", ".join(report["ignored"]) or "none")
