@@ -79,11 +79,15 @@ class Trainer:
     # Set by trainer.seeds on each seed's run where the program's width changes its numbers
     # (jtl.train.trainer.lanes_change_results); never set by hand.
     lanes: int | None = bound(ge=2, default=None)
+    # A random hyper-parameter search vmapped in one program (jtl.train.search.Search).
+    search: dict | None = None
     mesh: int | Literal["auto"] | None = bound(ge=1, default="auto")
     data_on_device: bool | Literal["auto"] = "auto"
     progress: bool = True
     max_loss: float | None = bound(gt=0, default=1.0e6)
     tensorboard: bool = True
+    # A frozen backbone's features computed once and cached (jtl.train.features).
+    feature_cache: bool | Literal["auto"] = "auto"
 
 
 @dataclasses.dataclass
@@ -154,6 +158,24 @@ class DomainCommon:
     num_classes: int | None = bound(ge=2, le=100_000, default=None)
 
 
+# A text domain's featurizer (jtl/domains/text.py): tokens by a tokenizer, or a bag of words.
+TEXT_KEYS: dict[str, Any] = {
+    "tokenizer": str | None, "max_length": int, "truncation": bool,
+    "padding": Literal["max_length", "longest"], "vocabulary": str | None, "ngrams": int,
+    "binary": bool}
+
+
+@dataclasses.dataclass
+class TextFeatures:
+    """`text_features:` a run-level featurizer of its text domains (conf/text_features/,
+    `jtl.domains.bow`); null: none."""
+
+    name: Literal["bow"] = "bow"
+    top_k: int = bound(ge=1, le=1 << 20, default=5000)
+    ngrams: int = bound(ge=1, le=2, default=2)
+    binary: bool = False
+
+
 # Loader-specific keys, by domain name (a domain not listed keeps its extra keys unchecked).
 DOMAIN_KEYS: dict[str, dict[str, Any]] = {
     "mnist": {"backend": Literal["auto", "offline", "tfds"]},
@@ -165,6 +187,15 @@ DOMAIN_KEYS: dict[str, dict[str, Any]] = {
     "office31": {"env": Literal["amazon", "dslr", "webcam"], "storage_size": int,
                  "test": Literal["held_out", "all"]},
     "npz": {"path": str, "max_value": float | None},  # max_value: value_range's old form
+    # Text domains (jtl/domains/text.py): a reader's keys, then the featurizer's (TEXT_KEYS).
+    "reviews": {"corpus": Literal["amazon_mdsd", "webis_cls10"],
+                "product": Literal["books", "dvd", "electronics", "kitchen", "music"],
+                "lang": Literal["en", "de", "fr", "jp"], "with_title": bool,
+                "test": Literal["held_out", "unlabeled"], "train": Literal["train", "unlabeled"],
+                **TEXT_KEYS},
+    "text": {"path": str, "test_path": str | None, "format": Literal["csv", "tsv", "jsonl"] | None,
+             "text_column": str, "label_column": str | None, "encoding": str | None,
+             "bad_rows": Literal["skip", "error"], **TEXT_KEYS},
     "tfds": {"dataset": str | None, "train_split": str, "test_split": str | None,
              "image_key": str, "label_key": str, "tfds_data_dir": str | None},
     # colored_mnist.py, rotated_mnist.py: env is an index or a name; seed is DomainBed's --seed
@@ -215,7 +246,7 @@ class Root:
 # Sections validated elsewhere or not at all (Hydra's own, measure options by `measures`).
 UNCHECKED = ("hydra", "measure", "inputs")  # inputs: recorded by jtl.inputs, not set by hand
 GROUPS = ("paths", "source", "target", "model", "neck", "pp", "online", "method", "optim",
-          "trainer", "transfer")
+          "trainer", "transfer", "text_features")
 REGEX_KEYS = ("load", "dont_load", "freeze")
 
 
@@ -461,6 +492,10 @@ def _trainer(t: Mapping[str, Any]) -> None:
     seeds = t.get("seeds")
     if seeds is not None and (not seeds or len({int(s) for s in seeds}) != len(seeds)):
         raise _fail("trainer.seeds", seeds, "a non-empty list of distinct seeds")
+    if t.get("search") is not None:
+        from jtl.train.search import Search
+
+        check_section(t["search"], dataclass_keys(Search), "trainer.search.", "trainer.search")
     steps = int(t.get("steps", 1))
     every = [int(t[k]) for k in ("eval_every", "log_every", "checkpoint_every") if k in t]
     marks = sum(steps // e for e in every)
@@ -500,6 +535,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
             raise _fail("online", cfg["online"], "a mapping (split, order, episodic), or null: "
                         "choose online=stream")
         check_section(cfg["online"], dataclass_keys(Online), "online.", "online")
+    if cfg.get("text_features") is not None:
+        if not isinstance(cfg["text_features"], Mapping):
+            raise _fail("text_features", cfg["text_features"], "a mapping (top_k, ngrams, "
+                        "binary), or null: choose text_features=bow")
+        check_section(cfg["text_features"], dataclass_keys(TextFeatures), "text_features.",
+                      "text_features")
     neck = cfg.get("neck")
     if neck is not None:
         if not isinstance(neck, Mapping):
