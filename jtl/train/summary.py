@@ -61,8 +61,10 @@ def summaries(cfg: dict, prog: Any, params: Any, stats: list[str], freeze: str |
             "fingerprint": rundir.fingerprint(lane.cfg),
             "steps_per_call": prog.spc,
             "vmapped_seeds": len(prog.lanes) if prog.vmapped else 1,
+            **({"search": lane.search} if lane.search else {}),  # a search lane's sample
             "num_params": count,
             **weights_summary(cfg, params),  # model.weights: what loaded, what is new
+            **({"feature_cache": roles.feature_cache} if roles.feature_cache else {}),
             **({"head": "untrained (random): the accuracies score a random head"}
                if untrained else {}),
             **lane.last_eval,
