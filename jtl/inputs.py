@@ -34,7 +34,8 @@ from jtl.errors import JtlError
 KEY = "inputs"
 # Config keys that name a user's file or folder: by domain name (in `source` / `target`;
 # searched as given, then under paths.data_dir) and by method name (as given).
-DOMAIN_FILES: dict[str, tuple[str, ...]] = {"npz": ("path",), "imagefolder": ("root",)}
+DOMAIN_FILES: dict[str, tuple[str, ...]] = {"npz": ("path",), "imagefolder": ("root",),
+                                          "text": ("path", "test_path")}
 METHOD_FILES: dict[str, tuple[str, ...]] = {"dap": ("attributes",)}
 INIT_FROM = "init_from"
 WEIGHTS = "weights"  # model.weights: a pretrained checkpoint (jtl.models.pretrained)

@@ -22,11 +22,12 @@ from tests.reliability.kit import ARGS, cli
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("method", "model", "optim", "trainer", "transfer", "experiment", "neck", "pp",
-          "online")
+          "online", "text_features")
 # Options that need a key without a default (`???`) to compose.
 NEEDS = {("domain", "npz"): ["target.path=x.npz"], ("domain", "tfds"): ["target.dataset=x"],
-         ("domain", "imagefolder"): ["target.root=x"]}
-SECTIONS = {"neck": schema.Neck, "pp": schema.Preprocess, "online": schema.Online}
+         ("domain", "imagefolder"): ["target.root=x"], ("domain", "text"): ["target.path=x.csv"]}
+SECTIONS = {"neck": schema.Neck, "pp": schema.Preprocess, "online": schema.Online,
+            "text_features": schema.TextFeatures}
 WRONG = ["abc", [0.1], {"x": 1}, 1.5, True]
 
 
