@@ -25,8 +25,10 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     keys), then what needs more than one key, before any data is loaded or step is taken."""
     schema.validate(cfg)
     t = cfg.get("trainer") or {}
-    if t.get("seeds") is not None and t.get("mesh", "auto") not in ("auto", None, 1):
-        raise JtlError("trainer.seeds runs on one device (vmapped); with trainer.seeds, leave "
+    lanes = "trainer.seeds" if t.get("seeds") is not None else (
+        "trainer.search" if t.get("search") is not None else None)
+    if lanes and t.get("mesh", "auto") not in ("auto", None, 1):
+        raise JtlError(f"{lanes} runs on one device (vmapped); with {lanes}, leave "
                        "trainer.mesh at auto or set it to 1")
     meshes.make_mesh(t.get("mesh", "auto"))
     Recipe.from_cfg(cfg.get("transfer")).check_init(cfg)

@@ -1,9 +1,12 @@
-"""Seed lanes: several seeds of one config trained as one vmapped program.
+"""Lanes: several runs of one config trained as one vmapped program (`trainer.seeds`, and the
+samples of `trainer.search`: jtl/train/search.py).
 
-Each lane is one seed's ordinary run (its own dir, config, identity, checkpoints and metrics);
-the lanes share data, model and every setting but the seed, and their states are stacked on a
-leading axis. How a lane's config is derived, when vmapping changes the numbers (and so enters
-the identity), and how lanes resumed from different checkpoints are brought to one step.
+Each lane is one ordinary run (its own dir, config, identity, checkpoints and metrics); the
+lanes share data, model and every static setting, differ in the seed (and, in a search, in
+the traced hyper-parameters the step receives per lane: `Lane.hparams`), and their states are
+stacked on a leading axis. How a lane's config is derived, when vmapping changes the numbers
+(and so enters the identity), and how lanes resumed from different checkpoints are brought to
+one step.
 """
 
 from __future__ import annotations
@@ -31,10 +34,16 @@ from jtl.train.writer import MetricWriter
 
 @dataclasses.dataclass
 class Lane:
-    """One seed's run inside a training that may vmap several: its config, dir and writers."""
+    """One run inside a training that may vmap several: its config, dir and writers; in a
+    search, its name (`sample<k>/seed<s>`), its traced hyper-parameters (`hparams`, the step's
+    `hp`), its method at its own values and what it was drawn as (`search`)."""
 
     cfg: dict
     workdir: Path
+    name: str | None = None
+    hparams: dict | None = None
+    method: Any = None
+    search: dict | None = None
     mngr: Any = None
     writer: MetricWriter | None = None
     dev: Any = None
@@ -45,6 +54,11 @@ class Lane:
     @property
     def seed(self) -> int:
         return int(self.cfg["seed"])
+
+    @property
+    def key(self) -> int | str:
+        """How results name the lane: its seed, or a search lane's name."""
+        return self.seed if self.name is None else self.name
 
 
 def plain(cfg: Any) -> dict:
@@ -61,24 +75,38 @@ def stack(trees: list[Any]) -> Any:
 
 
 def lane_config(cfg: DictConfig | Mapping[str, Any], seed: int,
-                lanes: int | None = None) -> dict:
+                lanes: int | None = None, values: Mapping[str, Any] | None = None) -> dict:
     """One seed of a `trainer.seeds` run has the config of a separate run of that seed, so its
     run dir is an ordinary run (same identity) to jtl.report, NTG pairing and load_run; except
     where the program's width changes the numbers (`lanes_change_results`): then `lanes` (the
     seeds trained together) is `trainer.lanes`, part of the identity. A composed (Hydra) config
     is resolved per seed, so a key interpolating `${seed}` follows it as it would in a separate
-    run."""
+    run. `values` (a search sample: dotted key -> value) are written in and `trainer.search`
+    cleared: the lane is a separate run of those values."""
     if isinstance(cfg, DictConfig):
         cfg = copy.deepcopy(cfg)
         with open_dict(cfg):
             cfg.seed, cfg.trainer.seeds = seed, None
+            if "search" in cfg.trainer:
+                cfg.trainer.search = None
             if lanes is not None:
                 cfg.trainer.lanes = lanes
+            for k, v in (values or {}).items():
+                OmegaConf.update(cfg, k, v, merge=False)
         return resolve_roles(plain(cfg))
     out = resolve_roles(copy.deepcopy(dict(cfg)))
     out["seed"], out["trainer"] = seed, {**out["trainer"], "seeds": None}
+    if "search" in out["trainer"]:
+        out["trainer"]["search"] = None
     if lanes is not None:
         out["trainer"]["lanes"] = lanes
+    for k, v in (values or {}).items():
+        *head, last = k.split(".")
+        node = out
+        for part in head:
+            node[part] = dict(node[part])
+            node = node[part]
+        node[last] = v
     return out
 
 

@@ -15,7 +15,8 @@ saves the checkpoints. A statistics-only method has one mark, the last step, and
 
 Several seeds of one config train as lanes of one program (`vmapped`): a leading seed axis on
 the state, the keys and streamed batches; a lane whose health flag drops has diverged and
-ends alone (`Lane.failed`) while the others go on.
+ends alone (`Lane.failed`) while the others go on. A search's lanes also carry their traced
+hyper-parameters (`Program.hparams`, stacked), the step's `hp`.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def guarded(chunk: Any, max_loss: float | None) -> Any:
     """The chunk plus one health flag: all metrics and parameters finite, |loss| <= max_loss.
     One reduced scalar per compiled call, so divergence is caught where it happens."""
 
-    def run(state, data, run_key):
-        state, metrics = chunk(state, data, run_key)
+    def run(state, data, run_key, hp=None):
+        state, metrics = chunk(state, data, run_key, hp)
         ok = jnp.isfinite(optax.global_norm(state["params"]))
         for v in metrics.values():
             ok &= jnp.all(jnp.isfinite(v))
@@ -159,6 +160,7 @@ class Program:
     evaluate: Any
     stats_only: bool
     online: bool = False  # a stream run (jtl/train/online.py): batches in order, scored
+    hparams: Any = None  # a search's traced hyper-parameters, lane axis first (None: none)
     chunks: dict[int, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -199,6 +201,7 @@ def make_program(cfg: dict, lanes: list[Lane], method: Method, roles: Roles,
         data = meshes.replicate(data, mesh)
     max_loss = tcfg.get("max_loss")
     run_key = stack([lane.run_key for lane in lanes]) if vmapped else lanes[0].run_key
+    hparams = stack([lane.hparams for lane in lanes]) if lanes[0].hparams else None
     return Program(
         cfg=cfg, lanes=lanes, method=method, roles=roles, graphdef=graphdef, step_fn=step_fn,
         total=total, batch_size=int(tcfg["batch_size"]), spc=spc,
@@ -207,7 +210,7 @@ def make_program(cfg: dict, lanes: list[Lane], method: Method, roles: Roles,
         eval_every=int(tcfg["eval_every"]), log_every=int(tcfg["log_every"]),
         ckpt_every=int(tcfg["checkpoint_every"]), scored=scored_splits(cfg, roles),
         evaluate=make_eval(graphdef), stats_only=method.trainable is None and not online,
-        online=online)
+        online=online, hparams=hparams)
 
 
 def marks(prog: Program, start: int) -> list[int]:
@@ -227,8 +230,8 @@ def compiled(prog: Program, n: int) -> Any:
         chunk = guarded(make_chunk(prog.step_fn, prog.batch_size, n, prog.streamed,
                                    meshes.batch_constraint(prog.mesh), prog.pps, prog.online),
                         prog.max_loss)
-        if prog.vmapped:  # seeds on axis 0 of state, keys and (streamed) batches
-            chunk = jax.vmap(chunk, in_axes=(0, 0 if prog.streamed else None, 0))
+        if prog.vmapped:  # lanes on axis 0 of state, keys, (streamed) batches, hparams
+            chunk = jax.vmap(chunk, in_axes=(0, 0 if prog.streamed else None, 0, 0))
         prog.chunks[n] = jax.jit(chunk, donate_argnums=0)
     return prog.chunks[n]
 
@@ -274,7 +277,7 @@ def boundary(prog: Program, ls: LoopState, mark: int) -> None:
         p = jax.device_get(lane_state(ls.state["params"], i, prog.vmapped))
         m = jax.device_get(lane_state(ls.state.get("method"), i, prog.vmapped))
         ctx = Boundary(mark, prog.total, prog.graphdef, prog.roles, boundary_key(lane.seed, mark))
-        p, m = method.on_boundary(p, m, ctx)
+        p, m = (lane.method or method).on_boundary(p, m, ctx)  # a search lane: its values
         params.append(p)
         mstates.append(m)
     new = {"params": stack(params) if prog.vmapped else params[0]}
@@ -309,7 +312,7 @@ def advance(prog: Program, ls: LoopState, mark: int, bar: Any) -> None:
     while ls.step < mark:
         n = min(prog.spc, mark - ls.step)
         batch = host_batch(prog, ls.step, n) if prog.streamed else prog.data
-        ls.state, metrics, ok = compiled(prog, n)(ls.state, batch, prog.run_key)
+        ls.state, metrics, ok = compiled(prog, n)(ls.state, batch, prog.run_key, prog.hparams)
         ls.pending.append((ls.step, metrics, ok))
         check(prog, ls, len(ls.pending) - 1)  # the previous call's flags: no stall on this one
         ls.step += n
@@ -387,8 +390,9 @@ def run(prog: Program, ls: LoopState) -> None:
 
     tcfg = prog.cfg["trainer"]
     seeds = ",".join(str(lane.seed) for lane in prog.lanes)
+    what = f"{len(prog.lanes)} lanes" if prog.hparams is not None else f"seed={seeds}"
     bar = tqdm(total=prog.total, initial=ls.step, desc=f"{prog.cfg['method']['name']} "
-               f"seed={seeds}", unit="step", dynamic_ncols=True,
+               f"{what}", unit="step", dynamic_ncols=True,
                disable=not tcfg.get("progress", True) or not distributed.is_primary())
     try:
         for mark in marks(prog, ls.step):

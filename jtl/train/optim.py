@@ -22,6 +22,12 @@ from jtl.errors import JtlError
 from jtl.models.base import param_paths
 
 
+def num(v: Any) -> Any:
+    """A hyper-parameter as a float, or as it is when traced (a search lane's per-lane value
+    inside the compiled step: jtl/train/search.py); optax computes with either."""
+    return v if isinstance(v, jax.Array) else float(v)
+
+
 def schedule(cfg: Mapping[str, Any], total_steps: int) -> optax.Schedule:
     """Learning rate as a function of optax's update count s = 0 .. total_steps - 1 (the count
     of updates before the current one: the last step sees s = total_steps - 1).
@@ -32,7 +38,7 @@ def schedule(cfg: Mapping[str, Any], total_steps: int) -> optax.Schedule:
     ends at lr / 11^0.75 exactly at the last step, with or without warm-up. `cosine` decays to 0
     at s' = n, one step after the last (a last step at lr 0 would be wasted).
     """
-    lr, kind, warmup = float(cfg["lr"]), cfg.get("schedule", "constant"), int(cfg.get("warmup", 0))
+    lr, kind, warmup = num(cfg["lr"]), cfg.get("schedule", "constant"), int(cfg.get("warmup", 0))
     if not 0 <= warmup < max(total_steps, 1):
         raise JtlError(f"optim.warmup must be in [0, trainer.steps), got {warmup} "
                        f"with {total_steps} steps")
@@ -104,7 +110,7 @@ def trainable_labels(params: Any, trainable: str, freeze: str | None,
 
 def base_optimizer(cfg: Mapping[str, Any], lr: optax.Schedule) -> optax.GradientTransformation:
     """`optim.name` with its options, at learning rate `lr`."""
-    name, wd = cfg["name"], float(cfg.get("weight_decay", 0.0))
+    name, wd = cfg["name"], num(cfg.get("weight_decay", 0.0))
     if name == "adam":
         tx = optax.adamw(lr, b1=float(cfg.get("b1", 0.9)), weight_decay=wd)
     elif name == "sgd":

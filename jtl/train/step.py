@@ -82,10 +82,13 @@ def train_model(graphdef: nnx.GraphDef, params: Any, frozen: frozenset[tuple]) -
 
 
 def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransformation,
-              total_steps: int, frozen: frozenset[tuple] = frozenset()) -> Callable:
+              total_steps: int, frozen: frozenset[tuple] = frozenset(),
+              per_lane: Callable[[Any], tuple[Method, optax.GradientTransformation]] | None = None
+              ) -> Callable:
     """One training step; batch-norm layers at `frozen` paths (`frozen_norms`) stay in
-    evaluation mode."""
-    def loss_fn(params, mstate, batch, key, progress):
+    evaluation mode. `per_lane(hp) -> (method, tx)`: a search lane's method and optimizer at
+    the traced hyper-parameters `hp` the step then takes (jtl/train/search.py)."""
+    def loss_fn(params, mstate, batch, key, progress, method):
         model = train_model(graphdef, params, frozen)
         if mstate is None:
             loss, metrics = method.loss(model, batch, key, progress)
@@ -93,12 +96,15 @@ def make_step(graphdef: nnx.GraphDef, method: Method, tx: optax.GradientTransfor
             loss, metrics, mstate = method.loss_with_state(model, mstate, batch, key, progress)
         return loss, (metrics, nnx.state(model, nnx.BatchStat).to_pure_dict(), mstate)
 
-    def step(state: State, batch: dict, key: jax.Array) -> tuple[State, dict]:
+    def step(state: State, batch: dict, key: jax.Array, hp: Any = None
+             ) -> tuple[State, dict]:
+        m, t = (method, tx) if per_lane is None else per_lane(hp)
         # 0 at the first step, exactly 1 at the last (step total_steps - 1): schedules end there.
         progress = state["step"].astype(jnp.float32) / max(total_steps - 1, 1)
         (loss, (metrics, stats, mstate)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state["params"], jax.lax.stop_gradient(state.get("method")), batch, key, progress)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+            state["params"], jax.lax.stop_gradient(state.get("method")), batch, key, progress,
+            m)
+        updates, opt_state = t.update(grads, state["opt_state"], state["params"])
         params = merge_stats(optax.apply_updates(state["params"], updates), stats)
         metrics = {"loss": loss, **metrics}
         new = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
@@ -153,9 +159,10 @@ def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool,
     `shard` places each batch over a device mesh (jtl/train/mesh.py); None: one device.
     `online`: batches are the stream's next ones, in order (`jtl.train.data.draw_stream`), and
     `step` is an online step (`make_online_step`) that also takes their labels and validity.
+    `hp`: a search lane's traced hyper-parameters, handed to the step (None: none).
     """
 
-    def one(state, data, run_key):
+    def one(state, data, run_key, hp):
         batch_key, loss_key = step_keys(run_key, state["step"])
         extra: tuple = ()
         if online:
@@ -167,16 +174,16 @@ def make_chunk(step: Callable, batch_size: int, length: int, streamed: bool,
             batch = prepare(batch, pps, batch_key)
         if shard is not None:
             batch = shard(batch)
-        return step(state, batch, loss_key, *extra)
+        return step(state, batch, loss_key, *extra, **({} if hp is None else {"hp": hp}))
 
-    def chunk(state, data, run_key):
+    def chunk(state, data, run_key, hp=None):
         if length == 1:
             data1 = jax.tree_util.tree_map(lambda a: a[0], data) if streamed else data
-            state, m = one(state, data1, run_key)
+            state, m = one(state, data1, run_key, hp)
             return state, jax.tree_util.tree_map(lambda v: v[None], m)
 
         def body(state, xs):
-            return one(state, xs if streamed else data, run_key)
+            return one(state, xs if streamed else data, run_key, hp)
 
         return jax.lax.scan(body, state, data if streamed else None, length=length)
 

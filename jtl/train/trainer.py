@@ -33,6 +33,7 @@ from jtl.train import checkpoint as ckpt
 from jtl.train import compile_cache, distributed, online
 from jtl.train import loop as loops
 from jtl.train import mesh as meshes
+from jtl.train import search as searches
 from jtl.train.backend import runs_conv
 from jtl.train.build import (  # noqa: F401  (re-exported: the factory's old home)
     Roles,
@@ -93,7 +94,7 @@ def train_and_evaluate(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     check_config(cfg)
     compile_cache.enable()  # a second run of the same shapes starts without compiling
     workdir = Path(workdir)
-    if cfg["trainer"].get("seeds") is not None:
+    if cfg["trainer"].get("seeds") is not None or cfg["trainer"].get("search") is not None:
         return train_seeds(raw, workdir, overrides, on_complete)
     if cfg["trainer"].get("lanes") is not None:
         raise JtlError("trainer.lanes is set by trainer.seeds on each seed's run (how many "
@@ -139,14 +140,27 @@ def train_seeds(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
     """`trainer.seeds=[0,1,...]`: every seed of one config trained at once, one compiled
     program vmapped over the seeds (state, keys, batches), each seed's run in
     `<workdir>/seed<s>`. Seeds already completed there are not retrained; a seed that
-    diverges fails alone. Returns {"status", "seeds", "runs": {seed: summary}}."""
+    diverges fails alone. Returns {"status", "seeds", "runs": {seed: summary}}.
+
+    `trainer.search` (jtl/train/search.py): the lanes are hyper-parameter samples (x seeds),
+    `<workdir>/sample<k>[/seed<s>]`, one program per group of lanes sharing every static key;
+    "runs" is then keyed by the lanes' names."""
     raw, cfg = cfg, resolve_roles(plain(cfg))  # sources named by name: as each lane sees them
-    seeds = [positive_int(s, "trainer.seeds[]", minimum=0) for s in cfg["trainer"]["seeds"]]
+    seeds = [positive_int(s, "trainer.seeds[]", minimum=0)
+             for s in cfg["trainer"].get("seeds") or [cfg["seed"]]]
     if not seeds or len(set(seeds)) != len(seeds):
         raise JtlError(f"trainer.seeds={seeds}: a non-empty list of distinct seeds")
-    width = len(seeds) if lanes_change_results(cfg) and len(seeds) > 1 else None
-    lanes = [Lane(lane_config(raw, s, width), Path(workdir) / f"seed{s}") for s in seeds]
-    check_lanes(lanes)
+    change = lanes_change_results(cfg)
+    if cfg["trainer"].get("search") is not None:
+        groups = searches.lanes(raw, cfg, workdir, seeds,
+                                lambda n: n if change and n > 1 else None)
+        lanes = [lane for g in groups for lane in g]
+        width = None  # per program: each lane's trainer.lanes
+    else:
+        width = len(seeds) if change and len(seeds) > 1 else None
+        lanes = [Lane(lane_config(raw, s, width), Path(workdir) / f"seed{s}") for s in seeds]
+        check_lanes(lanes)
+        groups = [lanes]
     for lane in lanes:
         lane.cfg = inputs.record(resolve_pretrain(lane.cfg), lane.workdir)
     summaries: dict[int, dict] = {}
@@ -157,36 +171,47 @@ def train_seeds(cfg: DictConfig | Mapping[str, Any], workdir: str | Path,
                                              overwrite=bool(cfg.get("overwrite"))))
             done = rundir.completed_summary(lane.workdir)
             if done is not None:
-                summaries[lane.seed] = done
-        todo = [lane for lane in lanes if lane.seed not in summaries]
-        if todo and width and len(todo) < width:
-            raise JtlError(
-                f"trainer.seeds={seeds}: seeds {sorted(summaries)} are completed and "
-                f"{[ln.seed for ln in todo]} are not; under Adam with BatchNorm a seed's "
-                f"result depends on how many seeds train beside it (trainer.lanes={width} is "
-                "part of these runs' identity), so the rest cannot be trained alone: run them "
-                "in another dir (hydra.run.dir=...) with trainer.seeds of the same length")
-        if todo:
+                summaries[lane.key] = done
+        for group in groups:
+            todo = [lane for lane in group if lane.key not in summaries]
+            keys = {lane.key for lane in group}
+            n = todo[0].cfg["trainer"].get("lanes") if todo else None
+            if todo and n and len(todo) < n:
+                raise JtlError(
+                    f"trainer.seeds={seeds}: {sorted(k for k in summaries if k in keys)}"
+                    f" are completed and {[ln.key for ln in todo]} are not; under Adam with "
+                    "BatchNorm a lane's result depends on how many lanes train beside it "
+                    f"(trainer.lanes={n} is part of these runs' identity), so the rest cannot "
+                    "be trained alone: run them in another dir (hydra.run.dir=...) with "
+                    "trainer.seeds of the same length")
+            if not todo:
+                continue
             t0 = time.time()
-            try:
-                results = _train_lanes(cfg, todo, t0, vmapped=True)
-            except Exception as e:  # shared failure (data, config), or every seed diverged
+            try:  # a search's program: its lanes' shared config (seeds: the config itself)
+                results = _train_lanes(todo[0].cfg if todo[0].hparams is not None else cfg,
+                                       todo, t0, vmapped=True)
+            except Exception as e:  # shared failure (data, config), or every lane diverged
                 results = [lane.failed or e for lane in todo]
             for lane, r in zip(todo, results, strict=True):
                 if isinstance(r, Exception):
                     rundir.record_failure(lane.workdir, failure(r, lane.cfg, t0))
-                    failures.append(f"seed {lane.seed} ({lane.workdir}): {r}")
+                    what = f"seed {lane.seed}" if lane.name is None else lane.name
+                    failures.append(f"{what} ({lane.workdir}): {r}")
                 else:
                     rundir.record_completed(lane.workdir, r)
-                    summaries[lane.seed] = r
+                    summaries[lane.key] = r
         if on_complete is not None:
             for lane in lanes:
-                if lane.seed in summaries:
-                    on_complete(lane.workdir, summaries[lane.seed])
+                if lane.key in summaries:
+                    on_complete(lane.workdir, summaries[lane.key])
     if failures:
-        raise JtlError(f"{len(failures)} of {len(seeds)} seeds failed: " + "; ".join(failures))
-    return {"status": "completed", "seeds": seeds,
-            "runs": {s: summaries[s] for s in seeds}}
+        what = "seeds" if lanes[0].name is None else "lanes"
+        raise JtlError(f"{len(failures)} of {len(lanes)} {what} failed: " + "; ".join(failures))
+    out = {"status": "completed", "seeds": seeds,
+           "runs": {lane.key: summaries[lane.key] for lane in lanes}}
+    if lanes[0].search is not None:
+        out["samples"] = sorted({lane.search["sample"] for lane in lanes})
+    return out
 
 
 def _train(cfg: dict, workdir: Path, t0: float) -> dict:
@@ -213,8 +238,12 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
     check_batch(tcfg, roles, method.uses)
     graphdef, _ = nnx.split(net)
     recipe = Recipe.from_cfg(cfg.get("transfer"))
-    params = [initial_params(lane.cfg, target, method, net if i == 0 else None, source)
-              for i, lane in enumerate(lanes)]
+    inits: dict[int, Any] = {}  # a search's lanes of one seed start from the same parameters
+    for i, lane in enumerate(lanes):
+        if lane.seed not in inits:
+            inits[lane.seed] = initial_params(lane.cfg, target, method, net if i == 0 else None,
+                                              source)
+    params = [inits[lane.seed] for lane in lanes]
     blocks = len(net.backbone.blocks)
     stats = stat_paths(net)  # batch-norm statistics: state, not trained, not counted
     freeze = recipe.freeze(cfg.get("freeze"), blocks)
@@ -229,8 +258,8 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
         lane.mngr = ckpt.run_manager(lane.workdir / rundir.CHECKPOINTS, keep)
         lane.run_key = jax.random.fold_in(jax.random.key(lane.seed), 1)
     # The method's own state at step 0, from each lane's initial parameters (None: it has none).
-    mstates = [method.init_state(p, Boundary(0, total, graphdef, roles,
-                                             boundary_key(lane.seed, 0)))
+    mstates = [(lane.method or method).init_state(p, Boundary(0, total, graphdef, roles,
+                                                              boundary_key(lane.seed, 0)))
                for p, lane in zip(params, lanes, strict=True)]
     def fresh(p: Any, m: Any) -> dict:
         state = init_state(p, tx, m)
@@ -253,7 +282,11 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
     spc = steps_per_call(tcfg, tcfg["steps_per_call"] == "auto" and jax.default_backend() == "cpu"
                          and runs_conv(net, model_input_shape(cfg, target)))
     frozen = frozen_norms(net, freeze)
-    step_fn = make_step(graphdef, method, tx, total, frozen)
+    per_lane = None if lanes[0].hparams is None else searches.per_lane(
+        method, tx, cfg["optim"], lambda o: build_optimizer(
+            o, params[0], total, method.trainable, freeze, recipe.all_groups(blocks),
+            fixed=stats))
+    step_fn = make_step(graphdef, method, tx, total, frozen, per_lane)
     if stream:
         step_fn = make_online_step(step_fn, graphdef, frozen, stats_only,
                                    bool(stream.get("episodic")))
