@@ -26,6 +26,15 @@ where it does, with these departures:
   map (bilinear, zero border); shear is skimage's pre-0.19 convention, which MNIST-C used.
 Other image sizes scale lengths by side/28 and resize MNIST-C's 28x28 layers (see the
 corruptions module); the plain `rotate` (with `degrees`) is unchanged.
+
+ImageNet-C (Hendrycks & Dietterich 2019; `jtl.domains.corruptions_rgb`): one shift,
+`imagenet_c`, whose `corruption` is one of gaussian_noise, shot_noise, impulse_noise,
+speckle_noise, gaussian_blur, defocus_blur, motion_blur, zoom_blur, fog, brightness, contrast,
+saturate, jpeg_compression, pixelate, at `severity` 1-5 (both required), e.g.
+`target.shifts=[{name: imagenet_c, corruption: gaussian_noise, severity: 3}]` on an
+imagefolder / office31 domain. One name with a parameter because MNIST-C's shot_noise, fog,
+... are other corruptions with the same names. Images go through as 8 bits (ImageNet-C's
+images are); parameters are ImageNet-C's at 224x224, lengths scaled by side/224.
 """
 
 from __future__ import annotations
@@ -165,6 +174,30 @@ def _mnistc(name: str) -> ShiftFn:
     return shift
 
 
+_RGB_CHUNK = 64  # images per call of an ImageNet-C corruption (float64 temporaries at 224x224)
+
+
+def _imagenet_c(split: Split, p: Mapping[str, Any], rng: np.random.Generator, _: int) -> Split:
+    """ImageNet-C's `corruption` at `severity` 1-5 (jtl/domains/corruptions_rgb.py): the
+    stored images as 8 bits in, 8 bits out, as ImageNet-C's images are."""
+    from jtl.domains.corruptions_rgb import CORRUPTIONS_RGB
+
+    name, severity = p["corruption"], p["severity"]
+    if name not in CORRUPTIONS_RGB:
+        raise JtlError(f"shift 'imagenet_c': unknown corruption {name!r}; known: "
+                       f"{', '.join(CORRUPTIONS_RGB)}")
+    if isinstance(severity, bool) or severity not in range(1, 6):
+        raise JtlError(f"shift 'imagenet_c': `severity` is an integer 1-5, got {severity!r}")
+    if not len(split):
+        return split
+    x = split.x
+    u8 = x if x.dtype == np.uint8 else np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+    out = np.concatenate([CORRUPTIONS_RGB[name](u8[i:i + _RGB_CHUNK], rng, int(severity))
+                          for i in range(0, len(split), _RGB_CHUNK)])
+    return Split.of(out if x.dtype == np.uint8 else (out / np.float32(255)).astype(np.float32),
+                    split.y)
+
+
 _SEVERITY = frozenset({"severity"})
 # MNIST-C's corruptions (jtl/domains/corruptions.py); `rotate` is shared with the plain one.
 _MNISTC = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale",
@@ -178,6 +211,7 @@ SHIFTS: dict[str, _Shift] = {
     "invert": _Shift(_invert),
     "label_shift": _Shift(_label_shift, frozenset({"weights"}), train_only=True),
     "permute_labels": _Shift(_permute_labels, optional=frozenset({"perm", "seed"})),
+    "imagenet_c": _Shift(_imagenet_c, frozenset({"corruption", "severity"})),
     **{name: _Shift(_mnistc(name), optional=frozenset() if name in _NO_SEVERITY else _SEVERITY)
        for name in _MNISTC},
 }
