@@ -27,7 +27,8 @@ the split's rows, each row by its content (blake2b of its stored bytes): the dom
 a changed image or subset is a new entry, never a stale read. A split's rows already computed
 for another entry of the space (a source's splits, then the same domain as a target scored
 whole) are read from there: each image is run through the backbone once per space. Entries
-are written to a partial folder and renamed, under a lock.
+are written to a partial folder and renamed, under a lock; a long extraction also saves every
+CHUNK rows as an entry of their own, so an interrupted one resumes where it stopped.
 
 Not applicable (the run trains the uncached way, and says why in the log): a backbone that
 trains, or whose BatchNorm uses batch statistics; no `model.weights`, or `init_from` /
@@ -63,7 +64,7 @@ from jtl.models import pretrained
 from jtl.models.base import Backbone, Network, param_paths
 from jtl.rundir import file_lock
 from jtl.train.optim import trainable_labels
-from jtl.train.step import frozen_norms
+from jtl.train.step import frozen_norms, stat_paths
 from jtl.transfer import Recipe
 
 log = logging.getLogger("jtl")
@@ -72,6 +73,7 @@ MODES = ("auto", True, False)  # true: the cache must apply (else an error sayin
 # Methods whose loss reads the model input itself, not only the network's output on it.
 INPUT_METHODS = frozenset({"mixup", "simclr", "autoencoder"})
 BATCH = 32  # images per backbone call (one compiled shape; the last batch padded)
+CHUNK = 256  # rows of a long extraction saved as an entry of their own as they are done
 
 
 class CachedBackbone(Backbone):
@@ -123,7 +125,8 @@ def why_not(cfg: Mapping[str, Any], domains: list[Domain], method: Method, net: 
     recipe = Recipe.from_cfg(cfg.get("transfer"))
     freeze = recipe.freeze(cfg.get("freeze"), len(net.backbone.blocks))
     params = nnx.split(net)[1].to_pure_dict()
-    labels = jax.tree_util.tree_leaves(trainable_labels(params, method.trainable, freeze))
+    labels = jax.tree_util.tree_leaves(trainable_labels(params, method.trainable, freeze,
+                                                        fixed=stat_paths(net)))
     if any(p.startswith("backbone/") and label != "frozen"
            for p, label in zip(param_paths(params), labels, strict=True)):
         return "the backbone trains (freeze does not cover backbone/)"
@@ -182,7 +185,7 @@ def extract(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray
         if pad:
             part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), part.dtype)])
         out.append(fn(part)[:BATCH - pad])
-        log.info("feature cache: %d/%d images", min(start + BATCH, len(x)), len(x))
+        log.debug("feature cache: %d/%d images", min(start + BATCH, len(x)), len(x))
     return np.concatenate(out)
 
 
@@ -227,10 +230,17 @@ class Store:
                 known.setdefault(bytes(d), (e, i))
         have = np.array([bytes(d) in known for d in digests], bool)
         feats: np.ndarray | None = None
-        if (~have).any():
-            new = extract(fn, x[~have])
-            feats = np.zeros((len(x), new.shape[1]), np.float32)
-            feats[~have] = new
+        todo = np.flatnonzero(~have)
+        for start in range(0, len(todo), CHUNK):  # each chunk its own entry: resumable
+            rows = todo[start:start + CHUNK]
+            new = extract(fn, x[rows])
+            if feats is None:
+                feats = np.zeros((len(x), new.shape[1]), np.float32)
+            feats[rows] = new
+            if len(todo) > CHUNK:
+                part = digests[rows]
+                self._write(self.dir / hashlib.sha256(part.tobytes()).hexdigest()[:20], part,
+                            new, f"rows {start}-{start + len(rows) - 1} of a split")
         if have.any():
             cache: dict[Path, np.ndarray] = {}
             for i in np.flatnonzero(have):
@@ -245,6 +255,8 @@ class Store:
         return feats
 
     def _write(self, folder: Path, digests: np.ndarray, feats: np.ndarray, name: str) -> None:
+        if (folder / "features.npy").is_file():
+            return
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
