@@ -17,7 +17,7 @@ import numpy as np
 
 from jtl import rundir
 from jtl.train import runs
-from jtl.train.build import load_roles
+from jtl.train.build import build_method, load_roles, network
 from jtl.train.online import stream_roles
 
 SEEDS = (0, 1, 2)
@@ -28,6 +28,18 @@ def completed(cell: Path, seed: int, methods: tuple[str, ...] | None = None) -> 
     return [r for r in sorted(cell.glob(f"*/seed{seed}"))
             if (methods is None or r.parent.name in methods)
             and rundir.completed_summary(r) is not None]
+
+
+def source_network(src: str, num_classes: int) -> object:
+    """The source run's network at its final checkpoint, built from its config without loading
+    its domains (runs.load_run would read MNIST and USPS again)."""
+    from flax import nnx
+
+    cfg = rundir.load_config(src)
+    net = network(cfg, num_classes, build_method(cfg["method"]), cfg["model"]["input_shape"])
+    graphdef, params = nnx.split(net)
+    step = runs.checkpoint_steps(src)[-1]
+    return nnx.merge(graphdef, runs.restore_params(src, step, params.to_pure_dict()))
 
 
 def accuracy(network: object, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -54,7 +66,7 @@ def main(out: Path, corruptions: list[str]) -> None:
                 continue
             src = str(rundir.load_config(runs_s[0])["init_from"])
             if src not in networks:
-                networks[src] = runs.load_run(src).model
+                networks[src] = source_network(src, roles.target.num_classes)
             row[str(seed)] = float(accuracy(networks[src], test.x, test.y).mean())
             hits = accuracy(networks[src], stream.x, stream.y)
             row[f"stream{seed}"] = [float(hits[i * window:(i + 1) * window].mean())
