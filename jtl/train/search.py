@@ -94,6 +94,18 @@ class LogUniform:
         return (int(lo) if self.integer else lo) <= v <= hi
 
 
+@dataclasses.dataclass(frozen=True)
+class Uniform(LogUniform):
+    """DomainBed's `r.uniform(lo, hi)`."""
+
+    def draw(self, r: np.random.RandomState) -> float | int:
+        v = r.uniform(self.lo, self.hi)
+        return int(v) if self.integer else float(v)
+
+    def contains(self, v: float) -> bool:
+        return self.lo <= v <= self.hi
+
+
 # DomainBed's dataset-dependent hparams (lr, weight_decay, batch_size): small images, others.
 # Its MNIST data sets have weight decay 0 (`lambda r: 0.`): not searched, the config's value.
 SPACE = {
@@ -114,6 +126,19 @@ METHOD_SPACES: dict[str, tuple[LogUniform, ...]] = {
                         integer=True)),
     "group_dro": (LogUniform("groupdro_eta", "method.eta", -3, -1),),
     "mixup": (LogUniform("mixup_alpha", "method.alpha", -1, 1),),
+    # mldg's n_meta_test (DomainBed: choice [1, 2]) changes shapes and is 1 of 2 sources:
+    # not searched; dg_dann/cdann search lambda only (DomainBed also draws the discriminator's
+    # width, depth, dropout, own lr, decay and steps, beta1 and a gradient penalty, which
+    # jtl's discriminator does not take per lane). fish: DomainBed's meta_lr is jtl's optim.lr,
+    # its lr jtl's inner_lr, so it has no row (yet).
+    "mldg": (LogUniform("mldg_beta", "method.beta", -1, 1),),
+    "rsc": (Uniform("rsc_f_drop_factor", "method.f_drop", 0, 0.5),
+            Uniform("rsc_b_drop_factor", "method.b_drop", 0, 0.5)),
+    "sagnet": (LogUniform("sag_w_adv", "method.weight", -2, 1),),
+    "dg_coral": (LogUniform("mmd_gamma", "method.weight", -1, 1),),
+    "dg_mmd": (LogUniform("mmd_gamma", "method.weight", -1, 1),),
+    "dg_dann": (LogUniform("lambda", "method.weight", -2, 2),),
+    "cdann": (LogUniform("lambda", "method.weight", -2, 2),),
 }
 
 
