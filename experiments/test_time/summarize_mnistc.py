@@ -66,14 +66,14 @@ def paired(base: dict[int, float], other: dict[int, float]) -> dict | None:
             "method": mean_ci([other[s] for s in seeds])[0], "diff": d, "lo": lo, "hi": hi}
 
 
-def average(data: dict, method: str) -> dict | None:
-    """Over the corruptions where source_only and the method have every seed: per seed the
+def average(data: dict, method: str, against: str = "source_only") -> dict | None:
+    """Over the corruptions where `against` and the method have every seed: per seed the
     mean over those corruptions, then the paired interval over seeds."""
-    full = [c for c in CORRUPTIONS if set(SEEDS) <= data[c]["source_only"].keys()
+    full = [c for c in CORRUPTIONS if set(SEEDS) <= data[c][against].keys()
             and set(SEEDS) <= data[c][method].keys()]
     if not full:
         return None
-    base = {s: sum(data[c]["source_only"][s] for c in full) / len(full) for s in SEEDS}
+    base = {s: sum(data[c][against][s] for c in full) / len(full) for s in SEEDS}
     other = {s: sum(data[c][method][s] for c in full) / len(full) for s in SEEDS}
     return {**paired(base, other), "corruptions": full}
 
@@ -129,7 +129,18 @@ def tables(data: dict) -> tuple[list[str], dict]:
         counts.append(f"| {m} | {len(a['corruptions'])} | {a['source']:.1f} | {a['method']:.1f}"
                       f" | {fmt(a['diff'])} [{fmt(a['lo'])}, {fmt(a['hi'])}] | "
                       f"{v.count('helps')} / {v.count('~')} / {v.count('hurts')} |")
-    return lines + counts, numbers
+    # What TENT's entropy steps add to the test-batch statistics it trains on, online.
+    vs = ["", "| tent vs bn_adapt (online) | corruptions | bn_adapt | tent | difference [95% CI] "
+          "| per corruption: helps / ~ / hurts |", "|---|---|---|---|---|---|"]
+    a = average(data, "tent", "bn_adapt")
+    if a is not None:
+        v = [verdict(p) for c in a["corruptions"]
+             if (p := paired(data[c]["bn_adapt"], data[c]["tent"])) is not None]
+        numbers["tent_vs_bn_adapt"] = a
+        vs.append(f"| average | {len(a['corruptions'])} | {a['source']:.1f} | {a['method']:.1f} | "
+                  f"{fmt(a['diff'])} [{fmt(a['lo'])}, {fmt(a['hi'])}] | "
+                  f"{v.count('helps')} / {v.count('~')} / {v.count('hurts')} |")
+    return lines + counts + vs, numbers
 
 
 def main(argv: list[str]) -> None:
