@@ -3,7 +3,8 @@ source-free runs started from) scored in evaluation mode (its own BatchNorm stat
 same corrupted target test split those runs were scored on, and on the online runs' stream
 (the same examples in the stream's order, in the trainer's logging windows, for the curves).
 Writes `<runs dir>/<corruption>/source_only.json`: {"<seed>": accuracy, "stream<seed>":
-[accuracy per window], "source_run<seed>": dir}; a corruption whose file exists is skipped.
+[accuracy per window, once an online run of it exists], "source_run<seed>": dir}; a
+corruption whose file is complete is skipped.
 Usage: mnistc_source.py <runs dir> <corruption>..."""
 
 from __future__ import annotations
@@ -50,15 +51,19 @@ def main(out: Path, corruptions: list[str]) -> None:
     networks: dict[str, object] = {}
     for c in corruptions:
         dest, cell = out / c / "source_only.json", out / c
-        ref = completed(cell, 0, ONLINE)
-        if dest.exists() or not ref:
-            continue
+        online = completed(cell, 0, ONLINE)
+        ref = online or completed(cell, 0)
+        if not ref or (dest.exists() and ("stream0" in json.loads(dest.read_text())
+                                           or not online)):
+            continue  # done, or nothing new: the stream needs an online run's config
         cfg = rundir.load_config(ref[0])
         roles = load_roles(cfg)
         test = roles.target.test
-        batch = int(cfg["trainer"]["batch_size"])
-        stream = stream_roles(cfg["online"], roles, batch)[0].target.train
-        window = batch * int(cfg["trainer"]["log_every"])  # the metrics.jsonl rows' examples
+        stream, window = None, None
+        if online:
+            batch = int(cfg["trainer"]["batch_size"])
+            stream = stream_roles(cfg["online"], roles, batch)[0].target.train
+            window = batch * int(cfg["trainer"]["log_every"])  # a metrics.jsonl row's examples
         row: dict[str, object] = {"window": window}
         for seed in SEEDS:
             runs_s = completed(cell, seed)
@@ -68,9 +73,10 @@ def main(out: Path, corruptions: list[str]) -> None:
             if src not in networks:
                 networks[src] = source_network(src, roles.target.num_classes)
             row[str(seed)] = float(accuracy(networks[src], test.x, test.y).mean())
-            hits = accuracy(networks[src], stream.x, stream.y)
-            row[f"stream{seed}"] = [float(hits[i * window:(i + 1) * window].mean())
-                                    for i in range(math.ceil(len(hits) / window))]
+            if stream is not None:
+                hits = accuracy(networks[src], stream.x, stream.y)
+                row[f"stream{seed}"] = [float(hits[i * window:(i + 1) * window].mean())
+                                        for i in range(math.ceil(len(hits) / window))]
             row[f"source_run{seed}"] = src
         dest.write_text(json.dumps(row, indent=1, sort_keys=True) + "\n")
         print(c, {k: v for k, v in row.items() if k in {"0", "1", "2"}})

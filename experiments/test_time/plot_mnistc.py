@@ -44,6 +44,8 @@ def online_curves(root: Path, corruption: str) -> dict[str, tuple[np.ndarray, np
     if not src.exists():
         return out
     row = json.loads(src.read_text())
+    if row.get("window") is None:  # written before any online run of it completed
+        return out
     window = int(row["window"])
     for m in sm.ONLINE:
         runs = [root / corruption / m / f"seed{s}" for s in sm.SEEDS]
