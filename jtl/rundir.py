@@ -69,7 +69,7 @@ PRESENTATION_KEYS = (
 # identity, so adding a feature (a key with a neutral default) does not orphan the run dirs
 # made before it existed. null is neutral everywhere; these are the other neutral values.
 NEUTRAL_VALUES = {"transfer": {"name": "none"}, "model.norm": "none", "method.disc_norm": "none",
-                  "method.adv_hidden": 0, "trainer.feature_cache": "auto"}
+                  "method.adv_hidden": 0, "trainer.feature_cache": "auto", "transfer.bn": "train"}
 # The saved config's format: `save_config` writes `config_version` into .hydra/config.yaml
 # and `load_config` brings an older one to this version, one migration per step, then drops
 # the key (it is not part of any identity). A key added later with a default other than its

@@ -448,6 +448,7 @@ def _recipe_keys() -> dict[str, Key]:
     keys["keep_blocks"] = Key(int | None, {"ge": 1})
     keys["freeze_k"] = Key(int, {"ge": 0})
     keys["layer_decay"] = Key(float | None, {"gt": 0})
+    keys["bn"] = Key(Literal["train", "frozen"])
     return keys
 
 

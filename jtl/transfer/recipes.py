@@ -12,6 +12,15 @@ replace the head, `freeze` regexes) and a `transfer:` section for what they cann
       keep_blocks: null    # keep the backbone's first k blocks only; the head sits on their output
       groups: []           # per-group optimizer settings (jtl.train.optim.Group)
       layer_decay: null    # discriminative lr: block i of n at lr / decay^(n - i), head at lr
+      bn: train            # backbone BatchNorm while training: train | frozen (below)
+
+BatchNorm while fine-tuning (`bn`): `train` (TLlib's choice, the default) normalises the
+trained blocks with batch statistics and updates their running averages; `frozen` keeps every
+backbone BatchNorm on its (pretrained) running statistics, never updated, as `model.eval()`
+on the backbone would (its scale and shift still train where the block trains). Either way a
+frozen block's BatchNorm is a fixed function (jtl.train.step.frozen_norms). `frozen` is
+`freeze` over the backbone's running statistics, so nothing else changes. With `transfer=none`
+write `+transfer.bn=frozen`.
 
 Every recipe but `none` needs a run to start from (`pretrain=` or `init_from=`).
 
@@ -44,6 +53,9 @@ from jtl.models.base import METRICS, prototype_head
 
 HEADS = ("linear", "prototype")
 CENTERS = ("source", "support")  # cl2n's center: which labeled set's mean feature
+BN_MODES = ("train", "frozen")
+# The backbone's BatchNorm running statistics (`jtl.models.base.batch_norm`'s mean and var).
+BN_STATS = "backbone/.*/(?:mean|var)"
 # The head's regex in recipes, and what it becomes so that the neck goes with the head.
 HEAD, HEAD_AND_NECK = "head/.*", "(?:head|neck)/.*"
 
@@ -60,6 +72,7 @@ class Recipe:
     keep_blocks: int | None = None
     groups: tuple[Mapping[str, Any], ...] = ()
     layer_decay: float | None = None
+    bn: str = "train"
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any] | None) -> Recipe:
@@ -74,6 +87,8 @@ class Recipe:
             raise JtlError(f"transfer.head={recipe.head!r}: use one of {list(HEADS)}")
         if recipe.metric not in METRICS:
             raise JtlError(f"transfer.metric={recipe.metric!r}: use one of {list(METRICS)}")
+        if recipe.bn not in BN_MODES:
+            raise JtlError(f"transfer.bn={recipe.bn!r}: use one of {list(BN_MODES)}")
         if recipe.center not in CENTERS:
             raise JtlError(f"transfer.center={recipe.center!r}: use one of {list(CENTERS)}")
         if isinstance(recipe.freeze_k, bool) or not isinstance(recipe.freeze_k, int) or \
@@ -95,7 +110,8 @@ class Recipe:
         return HEAD_AND_NECK if self.name != "none" and dont_load == HEAD else dont_load
 
     def freeze(self, freeze: str | None, num_blocks: int) -> str | None:
-        """The user's `freeze` regex joined with the first `freeze_k` backbone blocks."""
+        """The user's `freeze` regex joined with the first `freeze_k` backbone blocks (and the
+        backbone's BatchNorm statistics under `bn: frozen`)."""
         if self.freeze_k > num_blocks:
             raise JtlError(f"transfer.freeze_k={self.freeze_k}: the backbone has only "
                            f"{num_blocks} blocks")
@@ -103,6 +119,8 @@ class Recipe:
         if self.freeze_k:
             blocks = "|".join(str(i) for i in range(self.freeze_k))
             parts.append(f"backbone/blocks/({blocks})/.*")
+        if self.bn == "frozen":
+            parts.append(BN_STATS)
         return "|".join(f"(?:{p})" for p in parts) if len(parts) > 1 else (
             parts[0] if parts else None)
 
