@@ -15,3 +15,4 @@ run benchmarks/device_step.py --steps 500 --batch-size 128
 run benchmarks/trainer_speed.py --steps 500 --repeats 1
 [ -f benchmarks/gpu_conv.py ] && run benchmarks/gpu_conv.py
 run benchmarks/vmap_seeds.py --steps 2000
+LIMIT=900 run benchmarks/vmap_search.py --steps 500   # 20 samples of irm, vmapped vs 20 runs
