@@ -11,7 +11,7 @@
 set -e
 cd "$(dirname "$0")/../.."
 SIZE= STEPS=20000 STEPS_MCC=10000 EVAL=1000 \
-  EXTRA='transfer=finetune +transfer.groups=[{params:"backbone/.*",lr_mult:0.1}]' \
+  EXTRA="transfer=finetune +transfer.groups=[{params:backbone/.*,lr_mult:0.1}]" \
   RES=experiments/office31/results/da_finetune \
   experiments/office31/run_da.sh experiments/office31/runs/da_finetune
 SIZE= RECIPES="linear_probe freeze_k finetune lp_ft target_only" \
