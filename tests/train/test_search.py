@@ -147,3 +147,16 @@ def test_search_errors_are_one_line(tmp_path):
         train_and_evaluate(compose_cfg([*RUN, "trainer.search={samples: 0}"]), tmp_path / "c")
     with pytest.raises(JtlError, match=r"trainer.search has no key|trainer\.search"):
         train_and_evaluate(compose_cfg([*RUN, "trainer.search={sample: 2}"]), tmp_path / "d")
+
+
+def test_every_space_row_names_a_field_of_its_method():
+    """A renamed method field would make its DomainBed row write a key the method refuses."""
+    import dataclasses
+
+    from jtl.methods import METHODS
+
+    for name, dists in METHOD_SPACES.items():
+        fields = {f.name for f in dataclasses.fields(METHODS.get(name))}
+        for d in dists:
+            group, field = d.key.split(".")
+            assert group == "method" and field in fields, (name, d.key)
