@@ -21,10 +21,10 @@ STEPS_MCC=${STEPS_MCC:-$STEPS}  # TLlib's mcc.sh: 20 x 500
 EVAL=${EVAL:-100}
 EXTRA=${EXTRA:-}       # more overrides for every run (gpu.sh's fine-tuning), split on spaces
 METHODS=${*:-source_only dann cdan mcc mdd mmd}
-$PY experiments/office31/sweep.py da --out "$OUT" --methods $METHODS --steps-mcc "$STEPS_MCC" \
+$PY experiments/office31/sweep.py da --out "$OUT" --methods "${METHODS// /,}" --steps-mcc "$STEPS_MCC" \
     $SIZE $EXTRA trainer.steps=$STEPS trainer.eval_every=$EVAL trainer.log_every=$EVAL \
     trainer.checkpoint_every=$STEPS
 RES=${RES:-experiments/office31/results/da}
 (cd "$OUT" && find . -path '*/seed*/summary.json' -o -path '*/seed*/.hydra/config.yaml') |
   while read -r f; do mkdir -p "$RES/$(dirname "$f")" && cp "$OUT/$f" "$RES/$f"; done
-$PY experiments/office31/summarize.py da "$OUT" | tee "$RES/table.md"
+$PY experiments/office31/summarize.py da "$OUT" --plot "$RES/averages.png" | tee "$RES/table.md"

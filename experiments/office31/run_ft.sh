@@ -11,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 SIZE=${SIZE-"model.input_shape=[128,128,3] pp.resize=146"}  # as run_da.sh; gpu.sh: SIZE=""
 STEPS=${STEPS:-1000}
 RECIPES=${RECIPES:-linear_probe}
-$PY experiments/office31/sweep.py ft --out "$OUT" --recipes $RECIPES $SIZE trainer.steps=$STEPS
+$PY experiments/office31/sweep.py ft --out "$OUT" --recipes "${RECIPES// /,}" $SIZE trainer.steps=$STEPS
 RES=${RES:-experiments/office31/results/ft}
 (cd "$OUT" && find . -path '*/seed*/summary.json' -o -path '*/seed*/.hydra/config.yaml') |
   while read -r f; do mkdir -p "$RES/$(dirname "$f")" && cp "$OUT/$f" "$RES/$f"; done

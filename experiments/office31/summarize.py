@@ -13,7 +13,7 @@ class: per (target, k) and recipe, held-out target test accuracy under `selected
 final step where k leaves no val split), and each recipe's difference from linear_probe,
 paired by seed.
 
-Usage: summarize.py da|ft [runs dir]
+Usage: summarize.py da|ft [runs dir] [--plot averages.png]
 """
 
 from __future__ import annotations
@@ -57,23 +57,26 @@ def fmt_ci(values: list[float]) -> str:
 
 
 def da_table(out: Path, rule: str) -> list[str]:
+    """The per-task means, and the average over the tasks every method listed has completed
+    on its seeds (all six when the sweep is done; the note says which)."""
     key = f"selected/{rule}/{TEST}"
     acc = {m: {t: accuracies(out / t / m, key) for t in TASKS} for m in METHODS}
+    shown = [m for m in METHODS if any(acc[m].values())]
+    done = [t for t in TASKS if shown and all(len(acc[m][t]) >= 2 for m in shown)]
     head = " | ".join(t.replace("2", "->") for t in TASKS)
-    lines = [f"**{RULES[rule]}** (`{key}`, mean over seeds)", "",
+    note = "" if done == list(TASKS) else \
+        f" -- avg over {', '.join(done) or 'no task'} only (the others unfinished)"
+    lines = [f"**{RULES[rule]}** (`{key}`, mean over seeds{note})", "",
              f"| method | {head} | avg | - source only, paired [95% CI] | TLlib R-50 avg |",
              "|---|" + "---|" * (len(TASKS) + 3)]
     base = acc["source_only"]
-    for m in METHODS:
-        if not any(acc[m].values()):
-            continue
+    for m in shown:
         cells = [f"{np.mean(list(acc[m][t].values())):.1f}" if acc[m][t] else "" for t in TASKS]
-        # seeds with every task done: their six-task averages
-        seeds = sorted(set.intersection(*(set(acc[m][t]) for t in TASKS)))
-        avg = {s: np.mean([acc[m][t][s] for t in TASKS]) for s in seeds}
-        both = [s for s in seeds if all(s in base[t] for t in TASKS)]
+        seeds = sorted(set.intersection(*(set(acc[m][t]) for t in done))) if done else []
+        avg = {s: np.mean([acc[m][t][s] for t in done]) for s in seeds}
+        both = [s for s in seeds if all(s in base[t] for t in done)]
         gain = "" if m == "source_only" else fmt_ci(
-            [avg[s] - np.mean([base[t][s] for t in TASKS]) for s in both])
+            [avg[s] - np.mean([base[t][s] for t in done]) for s in both])
         mean = f"{np.mean(list(avg.values())):.1f}" if avg else ""
         pub = f"{TLLIB[m]:.1f}" if m in TLLIB else ""
         lines.append(f"| {LABEL[m]} | {' | '.join(cells)} | {mean} | {gain} | {pub} |")
@@ -106,15 +109,47 @@ def ft_table(out: Path) -> list[str]:
     return lines
 
 
+def da_plot(out: Path, path: Path) -> None:
+    """Six-task averages per method (honest and oracle, mean and 95% t interval over seeds)
+    beside TLlib's ResNet-50 averages."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for j, rule in enumerate(RULES):
+        key = f"selected/{rule}/{TEST}"
+        for i, m in enumerate(METHODS):
+            acc = {t: a for t in TASKS if len(a := accuracies(out / t / m, key)) >= 2}
+            seeds = sorted(set.intersection(*(set(a) for a in acc.values()))) if acc else []
+            if len(seeds) < 2:
+                continue
+            mean, lo, hi = mean_ci([np.mean([acc[t][s] for t in acc]) for s in seeds])
+            ax.errorbar(i + 0.2 * (j - 1), mean, yerr=[[mean - lo], [hi - mean]], fmt="o",
+                        color=f"C{j}", label=f"jtl, frozen Lite0, {rule}" if i == 0 else None)
+    pub = [(i, TLLIB[m]) for i, m in enumerate(METHODS) if m in TLLIB]
+    ax.plot([i + 0.2 for i, _ in pub], [v for _, v in pub], "s", color="C2",
+            label="TLlib ResNet-50 fine-tuned (oracle)")
+    ax.set_xticks(range(len(METHODS)), [LABEL[m] for m in METHODS], fontsize=8)
+    ax.set_ylabel("Office-31 six-task avg (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("table", choices=("da", "ft"))
     ap.add_argument("runs", nargs="?", type=Path)
+    ap.add_argument("--plot", type=Path, help="da: write the averages' plot here (.png)")
     args = ap.parse_args()
     out = args.runs or Path(f"experiments/office31/runs/{args.table}")
     if args.table == "da":
         for rule in RULES:
             print("\n".join(da_table(out, rule)), end="\n\n")
+        if args.plot:
+            da_plot(out, args.plot)
     else:
         print("\n".join(ft_table(out)))
 

@@ -4,8 +4,8 @@ first step). Each (task, method) or (target, k, recipe) is one `jtl.train` run o
 `experiment=office31_da` / `office31_ft` with the overrides below, seeds 0-2 vmapped, in
 `<out>/<task>/<method>` / `<out>/<target>/k<k>/<recipe>`; completed runs are not retrained.
 
-    sweep.py da [--out DIR] [--methods ...] [--tasks A2W ...] [overrides ...]
-    sweep.py ft [--out DIR] [--recipes ...] [--targets ...] [overrides ...]
+    sweep.py da [--out DIR] [--methods dann,cdan] [--tasks A2W,D2W] [overrides ...]
+    sweep.py ft [--out DIR] [--recipes linear_probe,lp_ft] [--targets dslr] [overrides ...]
 
 The `overrides` (e.g. the CPU protocol's resolution, or gpu.sh's fine-tuning) go to every run.
 """
@@ -73,13 +73,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("table", choices=("da", "ft"))
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--methods", nargs="*")
-    ap.add_argument("--tasks", nargs="*")
-    ap.add_argument("--recipes", nargs="*")
-    ap.add_argument("--targets", nargs="*")
+    ap.add_argument("--methods", type=lambda v: v.split(","), help="comma-separated")
+    ap.add_argument("--tasks", type=lambda v: v.split(","), help="comma-separated")
+    ap.add_argument("--recipes", type=lambda v: v.split(","), help="comma-separated")
+    ap.add_argument("--targets", type=lambda v: v.split(","), help="comma-separated")
     ap.add_argument("--steps-mcc", type=int, default=None)
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     args.out = args.out or Path(f"experiments/office31/runs/{args.table}")
     logging.basicConfig(level=logging.WARNING)
     failed = []
