@@ -27,11 +27,12 @@ class Forward(NamedTuple):
 
 def forward(model: nnx.Module, batch: Batch) -> Forward:
     """One backbone/head pass over [source; target]: both domains see the same weights and any
-    batch-dependent normalisation sees both, as in DANN/TLlib; the result is split by size."""
+    batch-dependent normalisation sees both, as in DANN/TLlib; the result is split by size.
+    A text model's input is a mapping (tokens, mask): concatenated field by field."""
     xs, xt = batch["source"]["x"], batch["target"]["x"]
-    f = model.features(jnp.concatenate([xs, xt]))
+    f = model.features(jax.tree.map(lambda a, b: jnp.concatenate([a, b]), xs, xt))
     logits = model.head(f)
-    n = xs.shape[0]
+    n = jax.tree.leaves(xs)[0].shape[0]
     return Forward(f[:n], f[n:], logits[:n], logits[n:])
 
 
