@@ -3,6 +3,11 @@
 GroupNorm instead of BatchNorm: no batch statistics means no mutable state, so a step stays a
 pure function of (params, batch) that `vmap` can batch over seeds, and source and target
 batches cannot leak into each other's normalisation (the BiT choice).
+
+Not the ImageNet ResNet: `resnet18` / `resnet50` (jtl/models/resnet_imagenet/) are
+torchvision's architecture (7x7 stem + max pool, 4 stages of 64-512 channels, BatchNorm,
+bottlenecks for 50) and load published checkpoints; this one has a 3x3 stem, 3 stages, no
+pretrained weights, and is trained from scratch on small images.
 """
 
 from __future__ import annotations
