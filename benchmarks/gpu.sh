@@ -16,3 +16,7 @@ run benchmarks/trainer_speed.py --steps 500 --repeats 1
 [ -f benchmarks/gpu_conv.py ] && run benchmarks/gpu_conv.py
 run benchmarks/vmap_seeds.py --steps 2000
 LIMIT=900 run benchmarks/vmap_search.py --steps 500   # 20 samples of irm, vmapped vs 20 runs
+# Pretrained backbones' training step (EfficientNet-Lite0, ResNet-50, 224 x 224, batch 32) vs
+# PyTorch; TORCH_PYTHON: a Python with torch + torchvision + efficientnet-lite-pytorch.
+export TORCH_PYTHON=${TORCH_PYTHON:-$PY}
+for dt in float32 bfloat16; do LIMIT=600 run benchmarks/pretrained_step.py --steps 20 --dtype $dt; done
