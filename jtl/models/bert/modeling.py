@@ -40,6 +40,8 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
 }
 POOLINGS = ("mean", "cls", "pooler")
+POSITIONS = ("bert", "roberta")
+ROBERTA_TYPES = ("roberta", "xlm-roberta", "camembert")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,10 @@ class BertConfig:
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     pad_token_id: int = 0
+    # "bert": positions 0..T-1. "roberta" (XLM-R, RoBERTa): a real token (id != pad_token_id)
+    # at t gets pad_token_id + 1 + t (its count of real tokens so far), padding gets
+    # pad_token_id, as transformers' create_position_ids_from_input_ids.
+    positions: str = "bert"
 
     REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "intermediate_size", "max_position_embeddings", "type_vocab_size",
@@ -68,6 +74,8 @@ class BertConfig:
         if self.hidden_act not in ACTIVATIONS:
             raise JtlError(f"config hidden_act={self.hidden_act!r}: supported are "
                            f"{', '.join(ACTIVATIONS)}")
+        if self.positions not in POSITIONS:
+            raise JtlError(f"config positions={self.positions!r}: use one of {POSITIONS}")
         if self.hidden_size % self.num_attention_heads:
             raise JtlError(f"config hidden_size={self.hidden_size} is not a multiple of "
                            f"num_attention_heads={self.num_attention_heads}")
@@ -83,7 +91,10 @@ class BertConfig:
             raise JtlError(f"{source}: position_embedding_type={kind!r}: only 'absolute' "
                            f"(BERT's learned positions) is implemented")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        fields = {k: v for k, v in d.items() if k in names}
+        if d.get("model_type") in ROBERTA_TYPES:
+            fields["positions"] = "roberta"
+        return cls(**fields)
 
     @classmethod
     def from_json(cls, path: str | Path) -> BertConfig:
@@ -97,6 +108,21 @@ class BertConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def max_length(self) -> int:
+        """The longest sequence the position table covers (RoBERTa's first pad_token_id + 1
+        rows are never a real token's)."""
+        offset = self.pad_token_id + 1 if self.positions == "roberta" else 0
+        return self.max_position_embeddings - offset
+
+
+def position_ids(tokens: jax.Array, cfg: BertConfig) -> jax.Array:
+    """(B,T) rows of the position table (see `BertConfig.positions`)."""
+    if cfg.positions == "bert":
+        return jnp.broadcast_to(jnp.arange(tokens.shape[1])[None, :], tokens.shape)
+    real = (tokens != cfg.pad_token_id).astype(jnp.int32)
+    return jnp.cumsum(real, axis=1) * real + cfg.pad_token_id
 
 
 def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
@@ -132,10 +158,11 @@ class Embeddings(nnx.Module):
         self.token_type = embed(cfg.type_vocab_size, cfg.hidden_size)
         self.norm = _layer_norm(cfg, dtype, rngs)
         self.rate = cfg.hidden_dropout_prob
+        self.config = cfg
 
     def __call__(self, tokens: jax.Array, token_types: jax.Array,
                  rngs: nnx.Rngs | None) -> jax.Array:
-        positions = jnp.arange(tokens.shape[1])[None, :]
+        positions = position_ids(tokens, self.config)
         x = self.word(tokens) + self.position(positions) + self.token_type(token_types)
         return _dropout(self.norm(x), self.rate, rngs)
 
@@ -210,13 +237,13 @@ class BertModel(nnx.Module):
                       token_types: jax.Array | None = None, *,
                       rngs: nnx.Rngs | None = None) -> list[jax.Array]:
         """The embedding output, then each block's output: num_hidden_layers + 1 of (B,T,H)."""
-        length, limit = tokens.shape[1], self.config.max_position_embeddings
+        length, limit = tokens.shape[1], self.config.max_length
         if length > limit:  # the position table would be read out of range (and clipped silently)
             raise JtlError(f"sequences of {length} tokens: this encoder has {limit} positions; "
                            f"truncate to that (Tokenizer max_length)")
         if token_types is None:
             token_types = jnp.zeros_like(tokens)
-        bias = jnp.where(mask[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
+        bias = attention_bias(mask)
         x = self.embeddings(tokens, token_types, rngs)
         out = [x]
         for block in self.blocks:
@@ -238,6 +265,11 @@ class BertModel(nnx.Module):
                  rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
         hidden = self.hidden_states(tokens, mask, token_types, rngs=rngs)[-1]
         return hidden, self.pool(hidden, mask)
+
+
+def attention_bias(mask: jax.Array) -> jax.Array:
+    """(B,T) mask -> (B,1,1,T) additive bias: 0 on real keys, float32's minimum on padding."""
+    return jnp.where(mask[:, None, None, :] > 0, 0.0, jnp.finfo(jnp.float32).min)
 
 
 def _linear(din: int, dout: int, dtype: Any, rngs: nnx.Rngs) -> nnx.Linear:

@@ -3,7 +3,9 @@
 Each rule maps a checkpoint key to the nnx parameter path (modeling.py's docstring lists
 them) and a transform: torch Linear stores (out, in), nnx (in, out), hence `.T`. Keys may
 carry BertForPreTraining's `bert.` prefix (bert-base-uncased, multilingual BERT) and the old
-LayerNorm names `gamma`/`beta`. `embeddings.position_ids` (a buffer) is ignored; keys no rule
+LayerNorm names `gamma`/`beta`; XLM-R / RoBERTa keys are BERT's under `roberta.` (or none),
+their position offset is the model's (`BertConfig.positions`), their one token type a
+(1, H) table. `embeddings.position_ids` (a buffer) is ignored; keys no rule
 knows (an MLM head `cls.*`, a pooler the model was built without) are reported as unused.
 """
 
@@ -22,8 +24,9 @@ from flax import nnx
 from jtl.errors import JtlError
 from jtl.models.base import path_str
 from jtl.models.bert.modeling import BertConfig, BertModel
+from jtl.models.pretrained import Converted
 
-_P = r"^(?:bert\.)?"
+_P = r"^(?:bert\.|roberta\.)?"
 _L = r"encoder\.layer\.(\d+)\."
 _W = r"(?:weight|gamma)$"
 _B = r"(?:bias|beta)$"
@@ -62,7 +65,7 @@ RULES: tuple[tuple[str, str, Callable[[np.ndarray], np.ndarray]], ...] = (
     *_norm(_P + _L + r"output\.LayerNorm\.", r"blocks/\1/ffn_norm"),
     *_linear(_P + r"pooler\.dense\.", "pooler"),
 )
-IGNORED = re.compile(_P + r"embeddings\.position_ids$")
+IGNORED = re.compile(_P + r"embeddings\.(?:position_ids|token_type_ids)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,3 +145,42 @@ def from_pretrained(model_dir: str | Path, *, seed: int = 0,
     kwargs.setdefault("pooler", any(re.match(_P + r"pooler\.", k) for k in tensors))
     model = BertModel(cfg, rngs=nnx.Rngs(seed), **kwargs)
     return model, load_hf_weights(model, tensors, source=str(model_dir / "model.safetensors"))
+
+
+def backbone_path(path: str) -> str:
+    """A `BertModel` path -> the jtl backbone's (jtl/models/bert/backbone.py): the embeddings
+    are block 0, layer i is block i + 1; the pooler (not built) stays `backbone/pooler`."""
+    if path.startswith("embeddings/"):
+        return "backbone/blocks/0/" + path[len("embeddings/"):]
+    m = re.match(r"blocks/(\d+)/(.*)$", path)
+    if m:
+        return f"backbone/blocks/{int(m.group(1)) + 1}/{m.group(2)}"
+    return "backbone/" + path
+
+
+def from_state_dict(state_dict: Mapping[str, np.ndarray], backbone_cls: type) -> Converted:
+    """The family hook `jtl.models.pretrained` calls for `model.weights`: every key a rule
+    knows at its backbone path (a pooler, an MLM head or a classifier the network lacks is
+    reported ignored by `load_into`), the position-id buffers dropped."""
+    del backbone_cls
+    arrays, source, ignored, unknown = {}, {}, [], []
+    for key in sorted(state_dict):
+        if IGNORED.match(key):
+            ignored.append(key)
+            continue
+        hit = nnx_path(key)
+        if hit is None:
+            unknown.append(key)
+            continue
+        path = backbone_path(hit[0])
+        if path in arrays:
+            raise JtlError(f"checkpoint keys {source[path]} and {key} both map to {path}")
+        arrays[path] = hit[1](np.asarray(state_dict[key]))
+        source[path] = key
+    for key in unknown:  # kept under their own names: reported ignored, never loaded
+        arrays[f"unknown/{key}"] = np.asarray(state_dict[key])
+        source[f"unknown/{key}"] = key
+    if not any(p.startswith("backbone/blocks/") for p in arrays):
+        raise JtlError(f"checkpoint keys {sorted(state_dict)[:3]} ...: not a BERT / XLM-R "
+                       "checkpoint (no embeddings.* or encoder.layer.* keys)")
+    return Converted(arrays, source, ignored)
