@@ -20,3 +20,5 @@ LIMIT=900 run benchmarks/vmap_search.py --steps 500   # 20 samples of irm, vmapp
 # PyTorch; TORCH_PYTHON: a Python with torch + torchvision + efficientnet-lite-pytorch.
 export TORCH_PYTHON=${TORCH_PYTHON:-$PY}
 for dt in float32 bfloat16; do LIMIT=600 run benchmarks/pretrained_step.py --steps 20 --dtype $dt; done
+# MiniLM fine-tuning step (batch 32, length 128), jtl vs transformers; TORCH_PYTHON as above.
+LIMIT=600 run benchmarks/minilm_step.py --steps 20 --torch-python "$TORCH_PYTHON"
