@@ -9,7 +9,8 @@ right padding). jtl's side is jit-compiled (`jtl.models.bert` as the trainer bui
 dropout); the PyTorch side (`--torch`, run by this driver as a subprocess in the torch venv,
 `--torch-python`, default /tmp/torchenv/bin/python) is BertModel in train mode with its
 dropout off too (eval-mode modules, gradients on), so both do the same arithmetic. Threads:
-`--threads` for both (XLA's intra-op pool and torch.set_num_threads). Prints steps/s of each
+`--threads` for both (XLA's intra-op pool and torch.set_num_threads); on a GPU machine
+both sides run on the GPU. Prints steps/s of each
 and the ratio jtl / torch. Compilation (jtl) and the first step (both) are not timed.
 """
 
@@ -85,11 +86,12 @@ def run_torch(args: argparse.Namespace) -> float:
     from transformers import BertModel
 
     torch.set_num_threads(args.threads)
-    model = BertModel.from_pretrained(args.model, add_pooling_layer=False).eval()  # no dropout
-    head = torch.nn.Linear(model.config.hidden_size, 2)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # jax's side is on its default device
+    model = BertModel.from_pretrained(args.model, add_pooling_layer=False).eval().to(dev)
+    head = torch.nn.Linear(model.config.hidden_size, 2).to(dev)  # eval(): no dropout
     params = [*model.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01)
-    ids, mask, y = (torch.from_numpy(a) for a in batch(args))
+    ids, mask, y = (torch.from_numpy(a).to(dev) for a in batch(args))
 
     def step():
         h = model(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -100,10 +102,13 @@ def run_torch(args: argparse.Namespace) -> float:
         loss.backward()
         opt.step()
 
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     step()
+    sync()
     t = time.perf_counter()
     for _ in range(args.steps):
         step()
+    sync()
     return args.steps / (time.perf_counter() - t)
 
 
