@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -272,3 +273,28 @@ def test_the_package_registers_bert_without_tokenizers_or_safetensors():
             "heavy = {'tokenizers', 'safetensors', 'jtl.models.bert.fetch'} & set(sys.modules);"
             " assert not heavy, heavy; assert 'bert' in MODELS.names()")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@cached
+def test_the_minilm_backbone_loaded_by_model_weights_gives_the_reference_features(ref):
+    """model=minilm as the trainer builds it (build_network + jtl.models.pretrained.load): its
+    features are sentence-transformers' mean-pooled output, and the summary lists the head as
+    new and BERT's pooler as ignored (the backbone has none)."""
+    from omegaconf import OmegaConf
+
+    from jtl.methods import METHODS
+    from jtl.models import build_network
+    from jtl.models.pretrained import load
+    from tests.conftest import compose_cfg
+
+    cfg = OmegaConf.to_container(compose_cfg(["model=minilm"]).model, resolve=True)
+    cfg["input_shape"] = [ref["input_ids"].shape[1]]
+    net = build_network(cfg, 2, METHODS.get("source_only")(), seed=0)
+    graphdef, params = nnx.split(net)
+    params, summary = load(params.to_pure_dict(), cfg["weights"], type(net.backbone))
+    assert summary["loaded"] == 101 and summary["new"] == ["head/bias", "head/kernel"]
+    assert summary["ignored"] == ["pooler.dense.bias", "pooler.dense.weight"]
+    x = {"tokens": jnp.asarray(ref["input_ids"]), "mask": jnp.asarray(ref["attention_mask"])}
+    with jax.default_matmul_precision("highest"):
+        feats = nnx.jit(lambda m, x: m.features(x))(nnx.merge(graphdef, params), x)
+    np.testing.assert_allclose(feats, ref["mean_pooled"], rtol=0, atol=1e-5)
