@@ -64,7 +64,8 @@ def test_pooling_mean_cls_and_keep_blocks():
 
 def test_config_errors_are_one_line():
     with pytest.raises(JtlError, match=r"model\.weights .* or model\.config"):
-        build_network({"name": "bert", "input_shape": [4]}, 2, METHODS.get("dann")(), seed=0)
+        build_network({"name": "bert", "input_shape": [4], "config": None}, 2,
+                      METHODS.get("dann")(), seed=0)
     with pytest.raises(JtlError, match="pooling"):
         net(pooling="max")
 

@@ -62,10 +62,12 @@ def test_classifier_and_pooler_are_reported_ignored():
     assert summary["ignored"] == ["pooler.dense.bias", "pooler.dense.weight"]
 
 
-def test_a_shape_mismatch_names_the_checkpoint_key():
+def test_a_shape_mismatch_names_the_checkpoint_key(tmp_path):
     cfg = json.loads((FIX / "xlmr" / "config.json").read_text()) | {"vocab_size": 50}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))  # a config.json that lies
+    (tmp_path / "model.safetensors").write_bytes((FIX / "xlmr" / "model.safetensors").read_bytes())
     with pytest.raises(JtlError, match=r"embeddings\.word_embeddings\.weight"):
-        network(FIX / "xlmr", config=cfg)
+        network(tmp_path)
 
 
 def test_a_sequence_longer_than_the_positions_is_one_line():

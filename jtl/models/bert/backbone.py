@@ -8,8 +8,8 @@ images. Blocks, what `freeze_k`, `keep_blocks` and `layer_decay` address:
 (MiniLM-L6: 7 blocks). BERT's pooler (dense + tanh on [CLS]) is not built: a checkpoint's
 `pooler.*` is reported ignored.
 
-Architecture: `config` (the fields of a Hugging Face config.json, e.g. a tiny random BERT),
-else the `config.json` beside `weights` (a folder, the file's folder, or the hf:// snapshot).
+Architecture: the `config.json` beside `weights` (a folder, the file's folder, or the hf://
+snapshot); without weights, `config` (the fields of a config.json, e.g. a tiny random BERT).
 The parameters themselves are loaded by `jtl.models.pretrained` (params.py's
 `from_state_dict`), after this random init. No dropout: a call is the same in training and
 evaluation (jtl's step has no dropout key), so fine-tuning runs without BERT's 0.1 dropout.
@@ -43,13 +43,14 @@ POOLINGS = ("mean", "cls")
 
 
 def config_of(weights: str | None, config: Mapping[str, Any] | None) -> BertConfig:
-    """The architecture: `config`'s fields, else the weights' config.json."""
-    if config is not None:
-        return BertConfig.from_hf(dict(config), source="model.config")
+    """The architecture: the weights' config.json when there are weights (the checkpoint
+    says what it is), else `config`'s fields (a randomly initialised BERT)."""
     if weights is None:
-        raise JtlError("model=bert needs model.weights (a BERT folder or hf://<org>/<name>; "
-                       "model=minilm is all-MiniLM-L6-v2) or model.config (config.json fields "
-                       "of a randomly initialised BERT)")
+        if config is None:
+            raise JtlError("model=bert needs model.weights (a BERT folder or hf://<org>/<name>; "
+                           "model=minilm is all-MiniLM-L6-v2) or model.config (config.json "
+                           "fields of a randomly initialised BERT)")
+        return BertConfig.from_hf(dict(config), source="model.config")
     from jtl.models.pretrained import HF, weights_file
 
     path = weights_file(weights).parent / "config.json"
