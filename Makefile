@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The suite on every core, one test file per worker (a file's module fixtures built once):
+# `make test TEST_JOBS=` runs it in one process.
+TEST_JOBS ?= -n auto --maxprocesses=4 --dist loadfile
 
 .PHONY: run test models lint bench clean
 
@@ -23,7 +26,7 @@ models: $(STAMP)
 
 test: models
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TEST_JOBS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
