@@ -120,7 +120,7 @@ def test_every_model_composes_under_every_experiment(experiment):
     for model in options("model"):
         cfg = compose([f"experiment={experiment}", f"model={model}"])
         schema.validate(cfg)
-        assert cfg["model"]["name"] in (model, "lenet", "mlp")  # presets keep their base's
+        assert cfg["model"]["name"] in (model, "lenet", "mlp", "bert")  # presets keep their base's
 
 
 def test_digits_experiments_keep_their_identity():
