@@ -9,7 +9,8 @@
 #   source_only: the source model itself scored on the corrupted test split (mnistc_source.py).
 # The 3 seeds of each cell train as vmapped lanes (trainer.seeds). Resumable: completed lanes
 # are not retrained. Usage: experiments/test_time/mnistc.sh [runs dir]
-#   CORRUPTIONS="fog zigzag" / METHODS="tent bn_adapt" for a subset; PASS=shot for SHOT only.
+#   CORRUPTIONS="fog zigzag" / METHODS="tent bn_adapt" for a subset; TARGET_TRAIN (default
+#   target.per_class=500), SHOT_STEPS (210), SHOT_INTERVAL (70) for other budgets (gpu.sh).
 # Hyper-parameters: the papers' / reference code's, fixed before any run (README.md); the CPU
 # budget's cuts (target train 4,500 images, SHOT 3 epochs) are stated there; gpu.sh has more.
 set -e
@@ -22,7 +23,7 @@ stripe spatter dotted_line zigzag canny_edges fog"
 # the 10% validation hold-out) for the offline methods: the corruptions run before any subset,
 # so this is what bounds each run's corruption cost on a CPU. The test split is all 10,000.
 # shellcheck disable=SC2206
-COMMON=(experiment=digits_m2u domain@target=mnist target.per_class=500 source=null
+COMMON=(experiment=digits_m2u domain@target=mnist "${TARGET_TRAIN:-target.per_class=500}" source=null
         pretrain=digits_m2u "paths.pretrain_dir=${PRETRAIN_DIR:-$OUT/pretrain}"
         "trainer.seeds=[0,1,2]" trainer.progress=false trainer.tensorboard=false)
 STREAM=(online=stream online.order=0 trainer.batch_size=128 trainer.log_every=4)
@@ -41,9 +42,10 @@ for c in ${CORRUPTIONS:-$ALL}; do
       # SHOT's digits code: beta 0.3, SGD recipe, batch 64, pseudo-labels once an epoch
       # (4,500 / 64 = 70 steps); 3 epochs (SHOT: 30; gpu.sh).
       shot) cell "$c" shot trainer.batch_size=64 trainer.steps=${SHOT_STEPS:-210} \
-              method.interval=70 ;;
+              method.interval=${SHOT_INTERVAL:-70} ;;
     esac
   done
   $PY experiments/test_time/mnistc_source.py "$OUT" "$c"
 done
 $PY experiments/test_time/summarize_mnistc.py "$OUT"
+$PY experiments/test_time/plot_mnistc.py "$OUT" "$OUT/figures"
