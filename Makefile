@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The suite on every core, one test file per worker (a file's module fixtures built once):
+# The suite on every core (pytest-xdist; `--dist load`: loadfile/loadscope can hang for good
+# when a worker crashes, pytest-dev/pytest-xdist#1378, load reports the crashed test):
 # `make test TEST_JOBS=` runs it in one process.
-TEST_JOBS ?= -n auto --maxprocesses=4 --dist loadfile
+TEST_JOBS ?= -n auto --maxprocesses=4 --dist load
 
 .PHONY: run test models lint bench clean
 
