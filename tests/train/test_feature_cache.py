@@ -101,7 +101,7 @@ def test_cached_run_equals_the_uncached_frozen_run(tree: Path, weights: Path, tm
         assert fc["computed_rows"] + fc["reused_rows"] > 0 and len(fc["space"]) == 20
         assert set(fc["splits"]) == {f"{r}/{p}" for r in ("source", "target")
                                      for p in ("train", "val", "test")}
-        for key in ("target/test/accuracy", "source/val/accuracy",
+        for key in ("target/test/accuracy", "source/test/accuracy",
                     "selected/val/target/test/accuracy"):
             assert cached[key] == pytest.approx(plain[key], abs=1e-6), key
         assert cached["num_params"] == plain["num_params"]
