@@ -39,7 +39,8 @@ def summaries(cfg: dict, prog: Any, params: Any, stats: list[str], freeze: str |
     was), or the exception that ended that lane alone."""
     method, roles = prog.method, prog.roles
     labeled = "target" if "target/y" in method.uses else "source"
-    untrained = untrained_head(cfg, params, method, freeze, recipe)
+    # A lane's own config: `pretrain=` resolved to its init_from (the shared one has none).
+    untrained = untrained_head(prog.lanes[0].cfg, params, method, freeze, recipe)
     if untrained:
         log.warning("method=%s trains %s, not head/: the accuracies in summary.json are a "
                     "random head's; evaluate the backbone with measure=[cluster] or a transfer "

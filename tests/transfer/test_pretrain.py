@@ -47,15 +47,18 @@ def test_a_grid_pretrains_once_per_seed_and_a_second_grid_trains_nothing(
     run_grid()
     assert calls == []  # everything completed: nothing trained, pretraining included
 
-    # Seeds trained at once (trainer.seeds) start each from its own seed's source model.
+    # Seeds trained at once (trainer.seeds) start each from its own seed's source model. The
+    # head is loaded from the source model and held (freeze): not flagged as a random head's.
     cfg = small_cfg("transfer=finetune", "target.per_class=1", "trainer.seeds=[0,1]",
-                    "trainer.batch_over_split=resample", f"paths.pretrain_dir={cache}")
+                    "trainer.batch_over_split=resample", f"paths.pretrain_dir={cache}",
+                    "freeze=head/.*", "dont_load=null")
     cfg.pretrain = list(SMALL)
-    train_and_evaluate(cfg, tmp_path / "vmapped")
+    out = train_and_evaluate(cfg, tmp_path / "vmapped")
     for seed in (0, 1):
         lane = rundir.load_config(tmp_path / "vmapped" / f"seed{seed}")
         alone = rundir.load_config(tmp_path / "grid" / f"finetune_k1_s{seed}")
         assert lane["init_from"] == alone["init_from"]
+        assert "head" not in out["runs"][seed]
     assert len(rundir.find_runs(cache)) == 2  # and found them in the cache
 
 
