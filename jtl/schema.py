@@ -416,6 +416,19 @@ def _method_keys(name: str) -> dict[str, Key]:
     return {"name": Key(str), **dataclass_keys(cls)}
 
 
+# `model.config` (a BERT's architecture for a random init): the config.json fields jtl reads,
+# typed; the file's other fields pass unchecked (a config.json has many).
+MODEL_CONFIG_KEYS: dict[str, Key] = {
+    **{k: Key(int, {"ge": 1}) for k in ("vocab_size", "hidden_size", "num_hidden_layers",
+                                         "num_attention_heads", "intermediate_size",
+                                         "max_position_embeddings", "type_vocab_size")},
+    "layer_norm_eps": Key(float, {"gt": 0}),
+    "pad_token_id": Key(int | None, {"ge": 0}),
+    "model_type": Key(str | None),
+    "hidden_act": Key(str | None),
+}
+
+
 def _model_keys(name: str) -> dict[str, Key]:
     from jtl.models import MODELS
 
@@ -460,6 +473,9 @@ def validate_domain(cfg: Mapping[str, Any], role: str = "") -> None:
 
 
 def _domain(cfg: Mapping[str, Any], role: str) -> None:
+    if not isinstance(cfg, Mapping):
+        raise _fail(role, cfg, "a domain (domain@source=<name>, a mapping with name:), or "
+                    "null for a source-free run")
     name = cfg.get("name")
     check_value(f"{role}.name", name, str)
     keys = dataclass_keys(DomainCommon)
@@ -554,6 +570,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
             check_value(f"{group}.name", section.get("name"), str)
             check_section(section, keys_of(section["name"]), f"{group}.",
                           f"{group} '{section['name']}'")
+    if isinstance((cfg.get("model") or {}).get("config"), Mapping):  # a config.json's fields
+        check_section(cfg["model"]["config"], MODEL_CONFIG_KEYS, "model.config.",
+                      "model.config", open_keys=True)
     # After the model's keys: the pipeline's sizes are checked against model.input_shape.
     if cfg.get("augment") or cfg.get("pp") is not None:
         from jtl.domains.pp import check_augment, check_pp
