@@ -170,24 +170,29 @@ def motion_blur(x: np.ndarray, rng: np.random.Generator, severity: int = 1) -> n
     """
     radius, sigma = _level([(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)], severity)
     s = _scale(x)
-    radius, sigma = radius * s, sigma * s
+    return _out(motion_blur_float(np.asarray(x, np.float64), rng, radius * s, sigma * s))
+
+
+def motion_blur_float(img: np.ndarray, rng: np.random.Generator, radius: float,
+                      sigma: float) -> np.ndarray:
+    """The motion-blur kernel on float (N, H, W[, C]) images, one angle per image drawn from
+    `rng`: shared by MNIST-C's and ImageNet-C's motion_blur (their radius/sigma tables)."""
     width = int(2 * np.ceil(radius) + 1)
     taps = np.arange(width, dtype=np.float64)
     kernel = np.exp(-(taps**2) / (2 * sigma**2))
     kernel /= kernel.sum()
-    n, h, w = x.shape[:3]
+    n, h, w = img.shape[:3]
     angle = np.deg2rad(rng.uniform(-45, 45, size=n))
     dr = np.ceil(taps[None] * np.sin(angle)[:, None] - 0.5).astype(np.int64)  # (N, width)
     dc = np.ceil(taps[None] * np.cos(angle)[:, None] - 0.5).astype(np.int64)
     rows, cols = np.arange(h), np.arange(w)
-    img = np.asarray(x, np.float64)
     out = np.zeros_like(img)
     nn = np.arange(n)[:, None, None]
     for i in range(width):
         rr = np.clip(rows[None, :, None] + dr[:, i, None, None], 0, h - 1)
         cc = np.clip(cols[None, None, :] + dc[:, i, None, None], 0, w - 1)
         out += kernel[i] * img[nn, rr, cc]
-    return _out(out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from scipy import signal
 
-from jtl.domains.corruptions import _plasma
+from jtl.domains.corruptions import _plasma, motion_blur_float
 from jtl.errors import JtlError
 
 SIDE = 224  # ImageNet-C's image side: its pixel parameters are for 224x224 images
@@ -147,24 +147,7 @@ def motion_blur(x: np.ndarray, rng: np.random.Generator, severity: int) -> np.nd
     (radius, sigma) = (10, 3), (15, 5), (15, 8), (15, 12), (20, 15) at 224."""
     radius, sigma = _level([(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)], severity)
     s = _scale(x)
-    radius, sigma = radius * s, sigma * s
-    width = int(2 * np.ceil(radius) + 1)
-    taps = np.arange(width, dtype=np.float64)
-    kernel = np.exp(-(taps**2) / (2 * sigma**2))
-    kernel /= kernel.sum()
-    n, h, w = x.shape[:3]
-    angle = np.deg2rad(rng.uniform(-45, 45, size=n))
-    dr = np.ceil(taps[None] * np.sin(angle)[:, None] - 0.5).astype(np.int64)
-    dc = np.ceil(taps[None] * np.cos(angle)[:, None] - 0.5).astype(np.int64)
-    img = _unit(x)
-    out = np.zeros_like(img)
-    nn = np.arange(n)[:, None, None]
-    rows, cols = np.arange(h), np.arange(w)
-    for i in range(width):
-        rr = np.clip(rows[None, :, None] + dr[:, i, None, None], 0, h - 1)
-        cc = np.clip(cols[None, None, :] + dc[:, i, None, None], 0, w - 1)
-        out += kernel[i] * img[nn, rr, cc]
-    return _out(out)
+    return _out(motion_blur_float(_unit(x), rng, radius * s, sigma * s))
 
 
 def _clipped_zoom(img: np.ndarray, z: float) -> np.ndarray:
