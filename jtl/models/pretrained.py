@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,22 @@ class LoadReport:
         """Counts and the short lists, for summary.json."""
         return {"file": self.file, "loaded": len(self.loaded), "missing": self.missing,
                 "unused": self.unused, "ignored": len(self.ignored)}
+
+
+IGNORE = "ignored"  # `match_key`'s answer for a key the IGNORED patterns cover
+
+
+def match_key(key: str, table: Any, ignored: Any) -> Any:
+    """A family's conversion table against one checkpoint key: (match, template, transpose)
+    of its one matching rule (the rules are disjoint), IGNORE for a key an `ignored` regex
+    covers, None for a key no rule knows. Every family's `params.convert` loops over this."""
+    if any(re.fullmatch(p, key) for p in ignored):
+        return IGNORE
+    hits = [(m, template, perm) for pat, template, perm in table if (m := re.fullmatch(pat, key))]
+    if not hits:
+        return None
+    (hit,) = hits
+    return hit
 
 
 def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:

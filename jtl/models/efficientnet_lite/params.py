@@ -18,7 +18,6 @@ Transposes: conv (O, I/groups, kH, kW) -> HWIO (kH, kW, I/groups, O), which turn
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,14 @@ import numpy as np
 
 from jtl.errors import JtlError
 from jtl.models.efficientnet_lite.modeling import LITE_SIZES, block_specs
-from jtl.models.pretrained import Converted, LoadReport, load_into, read_checkpoint
+from jtl.models.pretrained import (
+    IGNORE,
+    Converted,
+    LoadReport,
+    load_into,
+    match_key,
+    read_checkpoint,
+)
 
 __all__ = ["KEYS", "Converted", "LoadReport", "convert", "from_state_dict", "load_into",
            "load_pretrained", "read_checkpoint"]
@@ -63,15 +69,14 @@ def convert(state_dict: Mapping[str, np.ndarray], num_blocks: int,
     pattern matches is refused: the file is another architecture (squeeze-excite B0, say)."""
     arrays, source, ignored, unknown = {}, {}, [], []
     for key, value in state_dict.items():
-        if any(re.fullmatch(p, key) for p in IGNORED):
+        hit = match_key(key, KEYS, IGNORED)
+        if hit is IGNORE:
             ignored.append(key)
             continue
-        hits = [(m, template, perm) for pat, template, perm in KEYS
-                if (m := re.fullmatch(pat, key))]
-        if not hits:
+        if hit is None:
             unknown.append(key)
             continue
-        (m, template, perm), = hits  # the table's patterns are disjoint
+        m, template, perm = hit
         groups = m.groupdict()
         if "leaf" in groups:
             groups["leaf"] = _BN[groups["leaf"]]

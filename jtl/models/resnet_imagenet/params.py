@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from jtl.errors import JtlError
-from jtl.models.pretrained import Converted, LoadReport, load_into, read_checkpoint
+from jtl.models.pretrained import (
+    IGNORE,
+    Converted,
+    LoadReport,
+    load_into,
+    match_key,
+    read_checkpoint,
+)
 from jtl.models.resnet_imagenet.modeling import SIZES, block_index
 
 __all__ = ["KEYS", "Converted", "LoadReport", "convert", "from_state_dict", "layout",
@@ -98,15 +105,14 @@ def convert(state_dict: Mapping[str, np.ndarray], depth: int,
     table = KEYS[layout(state_dict)]
     arrays, source, ignored, unknown = {}, {}, [], []
     for key, value in state_dict.items():
-        if any(re.fullmatch(p, key) for p in IGNORED):
+        hit = match_key(key, table, IGNORED)
+        if hit is IGNORE:
             ignored.append(key)
             continue
-        hits = [(m, template, perm) for pat, template, perm in table
-                if (m := re.fullmatch(pat, key))]
-        if not hits:
+        if hit is None:
             unknown.append(key)
             continue
-        (m, template, perm), = hits  # the table's patterns are disjoint
+        m, template, perm = hit
         g = {k: v for k, v in m.groupdict().items() if v is not None}
         if "leaf" in g:
             g["leaf"] = _BN[g["leaf"]]
