@@ -30,12 +30,21 @@ whole) are read from there: each image is run through the backbone once per spac
 are written to a partial folder and renamed, under a lock; a long extraction also saves every
 CHUNK rows as an entry of their own, so an interrupted one resumes where it stopped.
 
+Text. A text domain's input is its `tokens` + `mask` (N, T) int32 (`tokenizer=` on the
+domain); a frozen text backbone (`model=bert`/`minilm`, `transfer=feature_extractor`) has no
+BatchNorm and no train augmentation, so its pooled output in evaluation mode is the feature
+with no change of protocol: the cached run equals the uncached one up to float order. A row
+is its token ids and mask (the row digest of the (2, T) stack); the space adds the tokenizer
+identity of the run's text domains (each tokenizer.json's sha256, max_length, padding,
+truncation) to the model config (pooling, normalize, input_shape): a changed tokenizer, text
+or pooling is a new key, never a stale read.
+
 Not applicable (the run trains the uncached way, and says why in the log): a backbone that
 trains, or whose BatchNorm uses batch statistics; no `model.weights`, or `init_from` /
 `pretrain` (the backbone then depends on the seed or on another run: one vmapped program
 shares one data set); statistics-only methods (they update BatchNorm statistics); methods
 that read the model input itself (`INPUT_METHODS`: mixup, SimCLR's views, the autoencoder's
-reconstruction); online streams; domains that are not images.
+reconstruction); online streams; domains that are neither images nor tokens, or that mix them.
 """
 
 from __future__ import annotations
@@ -69,10 +78,12 @@ from jtl.transfer import Recipe
 
 log = logging.getLogger("jtl")
 VERSION = 1  # of the cache's layout and extraction; part of the space key
+INPUTS = ("image", "tokens")  # the stored inputs a backbone's features are cached from
+TEXT_KEYS = ("max_length", "padding", "truncation")  # a text domain's featurizing settings
 MODES = ("auto", True, False)  # true: the cache must apply (else an error saying why)
 # Methods whose loss reads the model input itself, not only the network's output on it.
 INPUT_METHODS = frozenset({"mixup", "simclr", "autoencoder"})
-BATCH = 32  # images per backbone call (one compiled shape; the last batch padded)
+BATCH = 32  # rows (images, texts) per backbone call (one compiled shape; the last batch padded)
 CHUNK = 256  # rows of a long extraction saved as an entry of their own as they are done
 
 
@@ -120,8 +131,11 @@ def why_not(cfg: Mapping[str, Any], domains: list[Domain], method: Method, net: 
         return "no model.weights (a fresh backbone depends on the seed)"
     if cfg.get("init_from") or cfg.get("pretrain"):
         return "init_from/pretrain loads the backbone from a run"
-    if any(d.train.field != "image" for d in domains):
-        return "a domain is not images"
+    fields = {d.train.field for d in domains}
+    if not fields <= set(INPUTS):
+        return "a domain is neither images nor tokens"
+    if len(fields) > 1:
+        return "the run's domains mix images and tokens"
     recipe = Recipe.from_cfg(cfg.get("transfer"))
     freeze = recipe.freeze(cfg.get("freeze"), len(net.backbone.blocks))
     params = nnx.split(net)[1].to_pure_dict()
@@ -137,16 +151,59 @@ def why_not(cfg: Mapping[str, Any], domains: list[Domain], method: Method, net: 
     return None
 
 
-def space(cfg: Mapping[str, Any], weights_sha: str, pp: Pipeline) -> tuple[str, dict]:
-    """(key, what it hashes) of the features one network and pipeline make."""
+def space(cfg: Mapping[str, Any], weights_sha: str, pp: Pipeline,
+          text: list[dict] | None = None) -> tuple[str, dict]:
+    """(key, what it hashes) of the features one network and pipeline make; `text`: the
+    tokenizer identity of a text run's domains (`text_identity`; None for images, whose key
+    is then what it was before text)."""
     model = {k: v for k, v in cfg["model"].items() if k != "weights"}
     what = {"version": VERSION, "weights_sha256": weights_sha, "model": model,
             "keep_blocks": Recipe.from_cfg(cfg.get("transfer")).keep_blocks,
             "neck_pool": (cfg.get("neck") or {}).get("pool"),
             "pp": {"field": pp.field, "shape": pp.shape, "mean": pp.mean, "std": pp.std,
                    "resize": pp.resize, "eval_ops": list(pp.eval_ops)}}
+    if text is not None:
+        what["text"] = text
     blob = json.dumps(what, sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()[:20], what
+
+
+def text_identity(cfg: Mapping[str, Any]) -> list[dict]:
+    """The tokenizers of a text run's domains (sources, target, evals), each once: its
+    tokenizer.json's sha256 and the domain's max_length, padding and truncation (sorted, so
+    the same tokenizer for every role is one entry and pairs of products share a space)."""
+    from jtl.domains._offline import sha256_of
+    from jtl.domains.text import FEATURE_DEFAULTS
+    from jtl.domains.tokenize import tokenizer_file
+    from jtl.train.build import resolve_roles, source_cfgs
+
+    ctx = load_context(cfg.get("paths") or {})
+    roles = resolve_roles(dict(cfg))
+    seen: dict[str, dict] = {}
+    for dcfg in [*source_cfgs(roles), roles["target"], *(roles.get("eval") or [])]:
+        spec = dcfg.get("tokenizer")
+        if spec is None:
+            raise JtlError(f"feature cache: text domain '{dcfg.get('name')}' has no tokenizer")
+        entry = {"tokenizer_sha256": sha256_of(tokenizer_file(str(spec), ctx)),
+                 **{k: dcfg.get(k, FEATURE_DEFAULTS[k]) for k in TEXT_KEYS}}
+        seen[json.dumps(entry, sort_keys=True)] = entry
+    return [seen[k] for k in sorted(seen)]
+
+
+def stored_input(split: Split) -> np.ndarray:
+    """The rows the cache keys and the backbone reads: images as stored; a text split's
+    tokens and mask stacked (N, 2, T) int32, so a row's digest is its token ids and mask."""
+    if split.field == "tokens":
+        return np.stack([np.asarray(split.fields["tokens"], np.int32),
+                         np.asarray(split.fields["mask"], np.int32)], axis=1)
+    return split.stored
+
+
+def model_fields(field: str, x: jax.Array) -> dict[str, jax.Array]:
+    """`stored_input` rows -> the fields the pipeline reads (`stored_input` undone)."""
+    if field == "tokens":
+        return {"tokens": x[:, 0], "mask": x[:, 1]}
+    return {field: x}
 
 
 def row_digests(x: np.ndarray) -> np.ndarray:
@@ -158,8 +215,9 @@ def row_digests(x: np.ndarray) -> np.ndarray:
 
 def backbone_fn(net: Network, params: Mapping[str, Any], pp: Pipeline
                 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Stored images (B, ...) -> the neck's input (B, D): the backbone in evaluation mode on
-    the evaluation pipeline (its maps averaged when the neck pools)."""
+    """Stored rows (B, ...) (`stored_input`) -> the neck's input (B, D): the backbone in
+    evaluation mode on the evaluation pipeline (its maps averaged when the neck pools; a
+    text backbone's own pooled output: a text neck never pools)."""
     model = nnx.merge(nnx.graphdef(net), params)
     pool = net.neck.pool
     graphdef, state = nnx.split(model.backbone)
@@ -167,7 +225,7 @@ def backbone_fn(net: Network, params: Mapping[str, Any], pp: Pipeline
     @jax.jit
     def run(state: Any, x: jax.Array) -> jax.Array:
         bb = nnx.merge(graphdef, state)
-        inp = pp({pp.field: x})
+        inp = pp(model_fields(pp.field, x))
         return bb.maps(inp).mean(axis=(1, 2)) if pool else bb(inp)
 
     def call(x: np.ndarray) -> np.ndarray:
@@ -185,7 +243,7 @@ def extract(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray
         if pad:
             part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), part.dtype)])
         out.append(fn(part)[:BATCH - pad])
-        log.debug("feature cache: %d/%d images", min(start + BATCH, len(x)), len(x))
+        log.debug("feature cache: %d/%d rows", min(start + BATCH, len(x)), len(x))
     return np.concatenate(out)
 
 
@@ -279,7 +337,7 @@ class Store:
 
 
 def feature_split(split: Split, feats: np.ndarray) -> Split:
-    """`split` with its image replaced by `feats`, read as they are."""
+    """`split` with its input (image, or tokens + mask) replaced by `feats`, read as they are."""
     rest = {k: v for k, v in split.fields.items() if k not in FIELD_GROUPS[split.field]}
     return Split({"features": feats, **rest}, Pipeline(field="features"))
 
@@ -293,7 +351,8 @@ def wrap(net: Network, feature_dim: int) -> Network:
 
 
 def is_cached(cfg: Mapping[str, Any], target: Domain) -> bool:
-    """Whether `target` is a cached run's feature domain (an image model reading features)."""
+    """Whether `target` is a cached run's feature domain (an image or text model reading
+    features)."""
     from jtl.models import MODELS
 
     return target.train.field == "features" and \
@@ -324,7 +383,8 @@ def apply(cfg: Mapping[str, Any], roles: Any, method: Method, net: Network
         log.info("feature cache: not used (model.weights leaves backbone parameters fresh)")
         return roles, net
     pp = roles.target.train.pp
-    key, what = space(cfg, report["sha256"], pp)
+    text = text_identity(cfg) if pp.field == "tokens" else None
+    key, what = space(cfg, report["sha256"], pp, text)
     store = Store(load_context(cfg.get("paths") or {}).tfds_dir, key, what)
     fn = backbone_fn(net, params, pp)
     dim = net.neck.linear.kernel.shape[0] if net.neck.linear is not None else net.neck.feature_dim
@@ -337,7 +397,8 @@ def apply(cfg: Mapping[str, Any], roles: Any, method: Method, net: Network
             if dataclasses.replace(split.pp, augment=()) != dataclasses.replace(pp, augment=()):
                 raise JtlError(f"feature cache: {role} '{dom.name}' has another pipeline "
                                "than the target; set trainer.feature_cache=false")
-            feats, entries[f"{role}/{part}"] = (store.get(split.stored, fn, f"{role}/{part}")
+            feats, entries[f"{role}/{part}"] = (store.get(stored_input(split), fn,
+                                                          f"{role}/{part}")
                                                 if len(split) else
                                                 (np.zeros((0, dim), np.float32), "empty"))
             splits[part] = feature_split(split, feats)
@@ -351,8 +412,10 @@ def apply(cfg: Mapping[str, Any], roles: Any, method: Method, net: Network
     info = {"space": key, "dir": str(store.dir), "splits": entries,
             "computed_rows": store.computed, "reused_rows": store.reused,
             "view": "evaluation pipeline (train augmentation not applied: "
-                    f"augment={list(pp.augment) or None})"}
-    log.info("feature cache %s: %d images computed, %d read", key, store.computed,
+                    f"augment={list(pp.augment) or None})" if text is None else
+                    "the text backbone in evaluation mode on tokens + mask"}
+    log.info("feature cache %s: %d %s computed, %d read", key, store.computed,
+             "texts" if text is not None else "images",
              store.reused)
     roles = dataclasses.replace(roles, sources=sources, target=target, evals=evals,
                                 feature_cache=info)
