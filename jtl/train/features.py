@@ -41,9 +41,10 @@ or pooling is a new key, never a stale read.
 
 Not applicable (the run trains the uncached way, and says why in the log): a backbone that
 trains, or whose BatchNorm uses batch statistics; no `model.weights`, or `init_from` /
-`pretrain` (the backbone then depends on the seed or on another run: one vmapped program
-shares one data set); statistics-only methods (they update BatchNorm statistics); methods
-that read the model input itself (`INPUT_METHODS`: mixup, SimCLR's views, the autoencoder's
+`pretrain` loading backbone arrays (the backbone then depends on the seed or on another run:
+one vmapped program shares one data set; `dont_load='backbone/.*'` keeps model.weights'
+backbone, cached); statistics-only methods (they update BatchNorm statistics); methods that
+read the model input itself (`INPUT_METHODS`: mixup, SimCLR's views, the autoencoder's
 reconstruction); online streams; domains that are neither images nor tokens, or that mix them.
 """
 
@@ -54,6 +55,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -129,8 +131,6 @@ def why_not(cfg: Mapping[str, Any], domains: list[Domain], method: Method, net: 
         return f"method {cfg['method']['name']} reads the model input itself"
     if not cfg["model"].get("weights"):
         return "no model.weights (a fresh backbone depends on the seed)"
-    if cfg.get("init_from") or cfg.get("pretrain"):
-        return "init_from/pretrain loads the backbone from a run"
     fields = {d.train.field for d in domains}
     if not fields <= set(INPUTS):
         return "a domain is neither images nor tokens"
@@ -139,6 +139,9 @@ def why_not(cfg: Mapping[str, Any], domains: list[Domain], method: Method, net: 
     recipe = Recipe.from_cfg(cfg.get("transfer"))
     freeze = recipe.freeze(cfg.get("freeze"), len(net.backbone.blocks))
     params = nnx.split(net)[1].to_pure_dict()
+    if (cfg.get("init_from") or cfg.get("pretrain")) and loads_backbone(cfg, recipe, params):
+        return ("init_from/pretrain loads the backbone from a run (dont_load='backbone/.*' "
+                "keeps model.weights' backbone and caches it)")
     labels = jax.tree_util.tree_leaves(trainable_labels(params, method.trainable, freeze,
                                                         fixed=stat_paths(net)))
     if any(p.startswith("backbone/") and label != "frozen"
@@ -149,6 +152,16 @@ def why_not(cfg: Mapping[str, Any], domains: list[Domain], method: Method, net: 
     if any(("backbone", *path) not in frozen for path in norms):
         return "a backbone BatchNorm uses batch statistics"
     return None
+
+
+def loads_backbone(cfg: Mapping[str, Any], recipe: Recipe, params: Any) -> bool:
+    """Whether `init_from` replaces a backbone array (`load` / `dont_load`, as
+    `checkpoint.load_params` matches them): if none, the backbone is `model.weights`' own
+    and its features are the cached ones, e.g. a source-free run from a frozen-feature
+    source run that adapts only the neck and head."""
+    load, dont = cfg.get("load") or ".*", recipe.dont_load(cfg.get("dont_load"))
+    return any(p.startswith("backbone/") and re.fullmatch(load, p)
+               and not (dont and re.fullmatch(dont, p)) for p in param_paths(params))
 
 
 def space(cfg: Mapping[str, Any], weights_sha: str, pp: Pipeline,

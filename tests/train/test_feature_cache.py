@@ -206,6 +206,8 @@ def test_a_backbone_batchnorm_in_train_mode_is_not_cached(tree: Path, weights: P
     assert "BatchNorm" in reason("freeze='backbone/.*/(kernel|scale|bias)'")
     assert "backbone trains" in reason("transfer=finetune")
     assert "false" in reason("trainer.feature_cache=false")
+    assert "init_from/pretrain loads the backbone" in reason("init_from=/a/run")
+    assert reason("init_from=/a/run", "dont_load='backbone/.*'") is None
     with pytest.raises(JtlError, match=r"feature_cache=true: .* \(the backbone trains"):
         build_all(cfg_of(*overrides(tree, weights, tmp_path / "c"), "transfer=finetune",
                          "trainer.feature_cache=true"))
