@@ -100,3 +100,27 @@ def test_model_depthwise_uses_taps_with_nnx_params():
     _close(got, xla_depthwise(x, layer.conv.kernel[...], (2, 2), "SAME"))
     full = M.ConvBN(3, 8, 3, 2, True, nnx.Rngs(0))  # groups 1 (the stem): plain lax
     assert full.conv.conv_general_dilated is lax.conv_general_dilated
+
+
+def test_pointwise_is_the_1x1_conv():
+    """Lite's 1x1 convs (expand, project, head) are a matmul on the CPU, with lax's values
+    and gradients; a strided 1x1 conv goes to lax."""
+    layer = M.ConvBN(6, 10, 1, 1, False, nnx.Rngs(0))
+    assert layer.conv.conv_general_dilated is D.pointwise_conv_general_dilated
+    x = jax.random.normal(jax.random.key(3), (2, 7, 9, 6))
+    wt = layer.conv.kernel[...]
+    g = jax.random.normal(jax.random.key(4), (2, 7, 9, 10))
+
+    def loss(fn):
+        return lambda x, wt: (fn(x, wt, (1, 1), "SAME", dimension_numbers=NHWC) * g).sum()
+
+    want = jax.grad(loss(lambda *a, **k: lax.conv_general_dilated(
+        *a, precision=lax.Precision.HIGHEST, **k)), argnums=(0, 1))(x, wt)
+    got = jax.jit(jax.grad(loss(D.pointwise_conv_general_dilated), argnums=(0, 1)))(x, wt)
+    _close(layer.conv(x), lax.conv_general_dilated(x, wt, (1, 1), "SAME",
+                                                   dimension_numbers=NHWC))
+    for a, b in zip(got, want, strict=True):
+        _close(a, b)
+    np.testing.assert_array_equal(
+        D.pointwise_conv_general_dilated(x, wt, (2, 2), "SAME", dimension_numbers=NHWC),
+        lax.conv_general_dilated(x, wt, (2, 2), "SAME", dimension_numbers=NHWC))

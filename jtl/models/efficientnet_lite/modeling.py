@@ -23,9 +23,10 @@ fine-tuning run trains without it.
 
 Depthwise convolutions: on the CPU backend they run as a sum over the k*k kernel taps with a
 hand-written backward pass (`depthwise.py`), because XLA:CPU's grouped convolution
-(`feature_group_count=C`) is 10-100x slower per layer; on GPU/TPU they are XLA's conv. Either
-way they are nnx.Conv modules with the same `kernel` (k, k, 1, C): checkpoints and the
-converter are unaffected (benchmarks/README.md, `pretrained_step.py`).
+(`feature_group_count=C`) is 10-100x slower per layer; the 1x1 convs are matmuls there. On
+GPU/TPU they are XLA's conv. Either way they are nnx.Conv modules with nnx.Conv's `kernel`
+((k, k, 1, C) depthwise): checkpoints and the converter are unaffected (benchmarks/README.md,
+`pretrained_step.py`).
 
 Sizes: Lite0-4 differ only by width and depth multipliers (`LITE_SIZES`); Lite keeps the stem
 (32) and head (1280) widths and the first and last groups' repeats fixed. Only Lite0 is
@@ -43,7 +44,10 @@ import numpy as np
 from flax import nnx
 
 from jtl.models.base import MODELS, Backbone
-from jtl.models.efficientnet_lite.depthwise import depthwise_conv_general_dilated
+from jtl.models.efficientnet_lite.depthwise import (
+    depthwise_conv_general_dilated,
+    pointwise_conv_general_dilated,
+)
 
 # Google's Lite builder: "Edge models use inception-style MEAN and STDDEV" (0-255 scale).
 MEAN_RGB = (127.0, 127.0, 127.0)
@@ -113,11 +117,14 @@ _CONV_INIT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 class ConvBN(nnx.Module):
     """conv (no bias, TF "SAME") -> BatchNorm -> optional ReLU6; `groups=cin` is depthwise,
     whose convolution on the CPU is the tap sum of `depthwise.py` (XLA:CPU's grouped conv is
-    10-100x slower), an nnx.Conv all the same (same parameters)."""
+    10-100x slower), and a 1x1 conv there is a matmul; an nnx.Conv all the same (same
+    parameters)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, act: bool,
                  rngs: nnx.Rngs, groups: int = 1) -> None:
-        conv_fn = depthwise_conv_general_dilated if groups > 1 else jax.lax.conv_general_dilated
+        conv_fn = (depthwise_conv_general_dilated if groups > 1 else
+                   pointwise_conv_general_dilated if kernel == 1 and stride == 1 else
+                   jax.lax.conv_general_dilated)
         self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="SAME",
                              feature_group_count=groups, use_bias=False, kernel_init=_CONV_INIT,
                              conv_general_dilated=conv_fn, rngs=rngs)
