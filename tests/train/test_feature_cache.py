@@ -31,6 +31,7 @@ from tests.models.test_efficientnet_lite import lukemelas_state_dict
 from tests.models.test_pretrained import run_overrides, tame, write_tree
 
 SIDE = 32
+REL = 3e-5  # cached vs uncached parameters, relative: measured <= 1e-5; features x 1.001 give 6e-5
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,12 @@ def test_cached_run_equals_the_uncached_frozen_run(tree: Path, weights: Path, tm
     calls = counting(monkeypatch)
     runs = {}
     for mode in ("auto", "false"):
+        # disc_norm=none: the discriminator's BatchNorm over a batch of 8 divides by small
+        # stds and grows float-order noise (as tests/train/test_mesh.py found); the neck
+        # keeps its BatchNorm.
         cfg = compose_cfg(overrides(tree, weights, tmp_path / "cache",
-                                    f"trainer.feature_cache={mode}", "trainer.seeds=[0,1]"))
+                                    f"trainer.feature_cache={mode}", "trainer.seeds=[0,1]",
+                                    "method.disc_norm=none"))
         runs[mode] = train_and_evaluate(cfg, tmp_path / mode)
     assert sum(calls) == 12  # the 12 images once (train/val/test of the source; the target's
     # splits are the same images: read from the cache)
@@ -109,8 +114,14 @@ def test_cached_run_equals_the_uncached_frozen_run(tree: Path, weights: Path, tm
                                      nnx_params(tmp_path / m / f"seed{seed}"))[0]
                     for m in ("auto", "false"))
         for part in ("neck", "head", "disc"):
-            jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(
-                a, b, atol=2e-5, rtol=1e-4), p_c[part], p_p[part])
+            # Float order: the cached features equal the backbone's to ~2e-7, but a ReLU
+            # unit near 0 may flip between the two runs and move its own weights by ~1e-4
+            # (an elementwise tolerance failed on 1-4 of 1024 such elements): the part's
+            # relative change is the measure; a wrong feature or a batch-statistics backbone
+            # moves it by orders of magnitude more.
+            diff = relative_diff(p_c[part], p_p[part])
+            print(f"seed {seed} {part}: relative difference {diff:.1e}")
+            assert diff < REL, (seed, part, diff)
         jax.tree_util.tree_map(np.testing.assert_array_equal, p_c["backbone"], p_p["backbone"])
     # the backbone is the checkpoint's, BatchNorm statistics too (eval mode, never updated)
     b = build_all(json.loads(json.dumps(cfg_of(*overrides(tree, weights, tmp_path / "cache")))))
@@ -118,6 +129,14 @@ def test_cached_run_equals_the_uncached_frozen_run(tree: Path, weights: Path, tm
     init = initial_params(cfg_of(*overrides(tree, weights, tmp_path / "cache")), b.roles.target,
                           b.method, b.net)
     jax.tree_util.tree_map(np.testing.assert_array_equal, init["backbone"], p_p["backbone"])
+
+
+def relative_diff(a, b) -> float:
+    """||a - b|| / ||b|| over all the leaves of two parameter trees."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    num = sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2)) for x, y in zip(la, lb,
+                                                                            strict=True))
+    return float(np.sqrt(num / sum(float(np.sum(np.asarray(y) ** 2)) for y in lb)))
 
 
 def nnx_params(run: Path) -> dict:
