@@ -11,6 +11,8 @@
 # 0.1 of it for source validation). dann reads the target's pool unlabeled; target_only trains
 # on its labels (the ceiling). Hyper-parameters a priori: Adam 1e-3, batch 32, 1000 steps,
 # DANN's default yaml; never tuned on target test accuracy.
+# RECIPE=finetune (gpu.sh): every MiniLM parameter trained, Adam lr 2e-5, 500 steps, into
+# <runs dir>/finetune/ (the frozen half: <runs dir>/frozen/).
 set -e
 cd "$(dirname "$0")/../.."
 OUT=${1:-experiments/amazon_minilm/runs}
@@ -23,10 +25,15 @@ for pair in $PAIRS; do
   src=${pair%%:*}; tgt=${pair##*:}
   COMMON=(domain@source=amazon_raw_$src domain@target=amazon_raw_$tgt model=minilm
           source.$TOK target.$TOK source.max_length=128 target.max_length=128
-          transfer=feature_extractor optim=adam trainer.batch_size=32 trainer.steps=1000
-          "trainer.seeds=[$SEEDS]" trainer.progress=false trainer.tensorboard=false)
+          optim=adam trainer.batch_size=32 "trainer.seeds=[$SEEDS]" trainer.progress=false
+          trainer.tensorboard=false)
+  case ${RECIPE:-frozen} in
+    frozen) COMMON+=(transfer=feature_extractor trainer.steps=1000) ;;
+    finetune) COMMON+=(transfer=finetune optim.lr=2e-5 trainer.steps=500) ;;
+    *) echo "RECIPE=$RECIPE: frozen or finetune" >&2; exit 2 ;;
+  esac
   for method in source_only dann target_only; do
-    dir=$OUT/frozen/${src}_${tgt}/$method
+    dir=$OUT/${RECIPE:-frozen}/${src}_${tgt}/$method
     if ls "$dir"/seed*/summary.json >/dev/null 2>&1 && \
        ! grep -L '"completed"' "$dir"/seed*/summary.json | grep -q .; then
       echo "done: $dir"; continue
