@@ -212,6 +212,12 @@ def _flat(tree: Any) -> dict[str, Any]:
     return {path_str(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
+def loads(path: str, load: str = ".*", dont_load: str | None = None) -> bool:
+    """Whether `init_from` replaces the parameter at `path`: it matches `load` and not
+    `dont_load` (whole-path regexes)."""
+    return bool(re.fullmatch(load, path)) and not (dont_load and re.fullmatch(dont_load, path))
+
+
 def load_params(run_dir: str | Path, params: Any, load: str = ".*",
                 dont_load: str | None = None, step: int | None = None) -> tuple[Any, list[str]]:
     """Replace the parameters of `params` whose path matches `load` and not `dont_load` by
@@ -235,7 +241,7 @@ def load_params(run_dir: str | Path, params: Any, load: str = ".*",
 
     def pick(path, value):
         p = path_str(path)
-        if not re.fullmatch(load, p) or (dont_load and re.fullmatch(dont_load, p)):
+        if not loads(p, load, dont_load):
             return value
         if p not in saved:
             raise JtlError(f"init_from={run_dir} has no parameter '{p}'; exclude it with "

@@ -55,7 +55,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -74,6 +73,7 @@ from jtl.methods import Method
 from jtl.models import pretrained
 from jtl.models.base import Backbone, Network, param_paths
 from jtl.rundir import file_lock
+from jtl.train.checkpoint import loads
 from jtl.train.optim import trainable_labels
 from jtl.train.step import frozen_norms, stat_paths
 from jtl.transfer import Recipe
@@ -155,13 +155,12 @@ def why_not(cfg: Mapping[str, Any], domains: list[Domain], method: Method, net: 
 
 
 def loads_backbone(cfg: Mapping[str, Any], recipe: Recipe, params: Any) -> bool:
-    """Whether `init_from` replaces a backbone array (`load` / `dont_load`, as
-    `checkpoint.load_params` matches them): if none, the backbone is `model.weights`' own
-    and its features are the cached ones, e.g. a source-free run from a frozen-feature
-    source run that adapts only the neck and head."""
+    """Whether `init_from` replaces a backbone array (`checkpoint.loads`, the loader's own
+    rule): if none, the backbone is `model.weights`' own and its features are the cached
+    ones, e.g. a source-free run from a frozen-feature source run that adapts only the neck
+    and head."""
     load, dont = cfg.get("load") or ".*", recipe.dont_load(cfg.get("dont_load"))
-    return any(p.startswith("backbone/") and re.fullmatch(load, p)
-               and not (dont and re.fullmatch(dont, p)) for p in param_paths(params))
+    return any(p.startswith("backbone/") and loads(p, load, dont) for p in param_paths(params))
 
 
 def space(cfg: Mapping[str, Any], weights_sha: str, pp: Pipeline,

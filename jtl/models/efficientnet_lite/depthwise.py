@@ -53,17 +53,23 @@ def _taps(xp: jax.Array, w: jax.Array, strides: tuple[int, int], out: tuple[int,
     """sum over (i, j) of xp[:, i::sh, j::sw, :][:, :oh, :ow] * w[i, j, 0] (w[k-1-i, k-1-j]
     when `flip`), accumulated in `_acc_dtype`."""
     kh, kw = w.shape[:2]
-    (sh, sw), (oh, ow) = strides, out
     acc = _acc_dtype(xp.dtype)
     w = w.astype(acc)
     y = None
     for i in range(kh):
         for j in range(kw):
             tap = w[kh - 1 - i, kw - 1 - j, 0] if flip else w[i, j, 0]
-            t = xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :].astype(acc) * tap
+            t = _tap(xp, i, j, strides, out).astype(acc) * tap
             y = t if y is None else y + t
     assert y is not None
     return y
+
+
+def _tap(xp: jax.Array, i: int, j: int, strides: tuple[int, int],
+         out: tuple[int, int]) -> jax.Array:
+    """The input rows and columns kernel tap (i, j) meets: (B, OH, OW, C) strided slices."""
+    (sh, sw), (oh, ow) = strides, out
+    return xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
 
 
 def _out_size(n: int, k: int, s: int, pad: tuple[int, int]) -> int:
@@ -113,9 +119,8 @@ def _bwd(strides: tuple[int, int], pads: Pads, res: tuple[jax.Array, jax.Array],
     # dw[i, j, 0, c] = sum over b, o of x_padded[b, o*s + (i, j), c] * g[b, o, c]
     acc = _acc_dtype(x.dtype)
     xp, ga = _pad(x, pads), g.astype(acc)
-    dw = jnp.stack([
-        (xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :].astype(acc) * ga)
-        .sum((0, 1, 2)) for i in range(kh) for j in range(kw)])
+    dw = jnp.stack([(_tap(xp, i, j, strides, (oh, ow)).astype(acc) * ga).sum((0, 1, 2))
+                    for i in range(kh) for j in range(kw)])
     return dx, dw.reshape(w.shape).astype(w.dtype)
 
 
@@ -127,6 +132,19 @@ def use_taps() -> bool:
     return jax.default_backend() == "cpu"
 
 
+def _plain_nhwc(lhs: jax.Array, rhs: jax.Array, lhs_dilation: Sequence[int] | None,
+                rhs_dilation: Sequence[int] | None, dimension_numbers: Any,
+                preferred_element_type: Any, kwargs: dict[str, Any]) -> bool:
+    """What both hooks need to replace the XLA conv: the CPU, a 2-D NHWC/HWIO conv without
+    dilation, output dtype or sharding options."""
+    return (lhs.ndim == 4 and rhs.ndim == 4 and use_taps()
+            and tuple(lhs_dilation or (1, 1)) == (1, 1)
+            and tuple(rhs_dilation or (1, 1)) == (1, 1)
+            and dimension_numbers in (None, _NHWC, lax.conv_dimension_numbers(
+                lhs.shape, rhs.shape, _NHWC))
+            and preferred_element_type is None and kwargs.get("out_sharding") is None)
+
+
 def depthwise_conv_general_dilated(
         lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
         padding: str | Sequence[tuple[int, int]], lhs_dilation: Sequence[int] | None = None,
@@ -135,14 +153,10 @@ def depthwise_conv_general_dilated(
         preferred_element_type: Any = None, **kwargs: Any) -> jax.Array:
     """nnx.Conv's `conv_general_dilated` hook: the tap sum (`depthwise_conv`) for a plain 2-D
     NHWC depthwise convolution on the CPU, lax.conv_general_dilated for anything else."""
-    plain = (lhs.ndim == 4 and rhs.ndim == 4 and use_taps()
-             and tuple(lhs_dilation or (1, 1)) == (1, 1)
-             and tuple(rhs_dilation or (1, 1)) == (1, 1)
+    plain = (_plain_nhwc(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
+                         preferred_element_type, kwargs)
              and feature_group_count == lhs.shape[-1] == rhs.shape[-1] and rhs.shape[2] == 1
-             and dimension_numbers in (None, _NHWC, lax.conv_dimension_numbers(
-                 lhs.shape, rhs.shape, _NHWC))
-             and precision is None and preferred_element_type is None
-             and kwargs.get("out_sharding") is None)
+             and precision is None)
     if not plain:
         return lax.conv_general_dilated(
             lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
@@ -168,16 +182,13 @@ def pointwise_conv_general_dilated(
     of the activations; as a dot its gradients are dots too (measured: the Lite0 step at 224 px,
     batch 32, 18% less time). Anything else, or another backend: lax.conv_general_dilated."""
     zero = ((0, 0), (0, 0))
-    plain = (lhs.ndim == 4 and rhs.ndim == 4 and use_taps() and rhs.shape[:2] == (1, 1)
-             and tuple(window_strides) == (1, 1) and feature_group_count == 1
-             and tuple(lhs_dilation or (1, 1)) == (1, 1)
-             and tuple(rhs_dilation or (1, 1)) == (1, 1)
+    plain = (_plain_nhwc(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers,
+                         preferred_element_type, kwargs)
+             and rhs.shape[:2] == (1, 1) and tuple(window_strides) == (1, 1)
+             and feature_group_count == 1
              and (padding in ("SAME", "VALID")
                   or (not isinstance(padding, str)
-                      and tuple(tuple(p) for p in padding) == zero))
-             and dimension_numbers in (None, _NHWC, lax.conv_dimension_numbers(
-                 lhs.shape, rhs.shape, _NHWC))
-             and preferred_element_type is None and kwargs.get("out_sharding") is None)
+                      and tuple(tuple(p) for p in padding) == zero)))
     if not plain:
         return lax.conv_general_dilated(
             lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
