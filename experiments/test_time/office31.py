@@ -44,16 +44,16 @@ CPU = ["model.input_shape=[128,128,3]", "pp.resize=146"]  # the DA table's CPU p
 KEY = "target/test/accuracy"  # the final step: a source-free run has no labeled val split
 
 
-def method_overrides(method: str, target: str) -> list[str]:
+def method_overrides(method: str, target: str) -> tuple[list[str], int]:
+    """(the method's overrides, its steps) on `target`'s whole domain."""
     n = SIZES[target]
     if method == "shot":
         epoch = math.ceil(n / 64)
         return ["method=shot", "method.beta=0.3", "trainer.batch_size=64",
-                "optim.weight_decay=5e-4", f"trainer.steps={15 * epoch}",
-                f"method.interval={epoch}"]
+                "optim.weight_decay=5e-4", f"method.interval={epoch}"], 15 * epoch
     if method == "tent":
-        return ["method=tent", "optim=adam", "optim.lr=1e-3", "trainer.batch_size=128",
-                f"trainer.steps={math.ceil(n / 128)}"]
+        return ["method=tent", "optim=adam", "optim.lr=1e-3",
+                "trainer.batch_size=128"], math.ceil(n / 128)
     raise JtlError(f"method {method!r}: shot or tent")
 
 
@@ -61,16 +61,16 @@ def jobs(args: argparse.Namespace):
     for task in args.tasks:
         s, t = DOMAINS[task[0]], DOMAINS[task[2]]
         for m in args.methods:
-            extra = method_overrides(m, t)
-            steps = next(o for o in extra if o.startswith("trainer.steps=")).split("=")[1]
+            extra, steps = method_overrides(m, t)
             for seed in SEEDS:
                 src = args.da / task / "source_only" / f"seed{seed}"
                 yield src, args.out / task / m / f"seed{seed}", [
                     "experiment=office31_da", f"domain@source=office31_{s}",
                     f"domain@target=office31_{t}", "source=null", f"init_from={src.resolve()}",
                     "dont_load=backbone/.*", f"seed={seed}", *CPU, *extra,
-                    f"trainer.eval_every={steps}", f"trainer.log_every={steps}",
-                    f"trainer.checkpoint_every={steps}", "trainer.progress=false",
+                    f"trainer.steps={steps}", f"trainer.eval_every={steps}",
+                    f"trainer.log_every={steps}", f"trainer.checkpoint_every={steps}",
+                    "trainer.progress=false",
                     "trainer.tensorboard=false"]
 
 
