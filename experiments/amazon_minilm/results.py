@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from jtl.measures.stats import mean_ci as ci  # mean and 95% t interval
 
 METHODS = ("source_only", "dann", "target_only")
 PRODUCTS = ("books", "dvd", "electronics", "kitchen")
@@ -45,15 +46,6 @@ def load(runs: Path, kind: str) -> dict[str, dict[str, dict[int, dict]]]:
         pair, method = f.parts[-4], f.parts[-3]
         out.setdefault(pair, {}).setdefault(method, {})[int(f.parent.name[4:])] = s
     return out
-
-
-def ci(d: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t interval of paired differences `d` (points)."""
-    m = float(d.mean())
-    if len(d) < 2:
-        return m, float("nan"), float("nan")
-    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    return m, m - h, m + h
 
 
 def fmt(m: float, lo: float, hi: float) -> str:
