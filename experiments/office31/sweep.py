@@ -5,7 +5,8 @@ first step). Each (task, method) or (target, k, recipe) is one `jtl.train` run o
 `<out>/<task>/<method>` / `<out>/<target>/k<k>/<recipe>`; completed runs are not retrained.
 
     sweep.py da [--out DIR] [--methods dann,cdan] [--tasks A2W,D2W] [overrides ...]
-    sweep.py ft [--out DIR] [--recipes linear_probe,lp_ft] [--targets dslr] [overrides ...]
+    sweep.py ft [--out DIR] [--recipes linear_probe,lp_ft] [--targets dslr] [--ks 1,3,all]
+                [overrides ...]
 
 The `overrides` (e.g. the CPU protocol's resolution, or gpu.sh's fine-tuning) go to every run.
 """
@@ -60,7 +61,7 @@ def jobs(args: argparse.Namespace) -> list[tuple[Path, list[str]]]:
                     *METHOD_OVERRIDES.get(m, []), *args.overrides, *extra]))
     else:
         for target in args.targets or ("amazon", "dslr", "webcam"):
-            for k in KS:
+            for k in args.ks or KS:
                 for r in args.recipes or ("linear_probe",):
                     out.append((args.out / target / f"k{k}" / r, [
                         "experiment=office31_ft", f"domain@target=office31_{target}",
@@ -77,9 +78,12 @@ def main() -> None:
     ap.add_argument("--tasks", type=lambda v: v.split(","), help="comma-separated")
     ap.add_argument("--recipes", type=lambda v: v.split(","), help="comma-separated")
     ap.add_argument("--targets", type=lambda v: v.split(","), help="comma-separated")
+    ap.add_argument("--ks", type=lambda v: v.split(","), help=f"comma-separated, of {KS}")
     ap.add_argument("--steps-mcc", type=int, default=None)
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_intermixed_args()
+    if bad := sorted(set(args.ks or ()) - set(KS)):
+        ap.error(f"--ks {bad}: k is one of {KS}")
     args.out = args.out or Path(f"experiments/office31/runs/{args.table}")
     logging.basicConfig(level=logging.WARNING)
     failed = []
