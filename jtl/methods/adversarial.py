@@ -164,6 +164,9 @@ class GradientReversal(WithDiscriminator):
         super().__post_init__()
         check_schedule(self.schedule)
 
+    def aligns(self) -> str | None:
+        return "features"
+
     def adversarial(
         self,
         model: nnx.Module,

@@ -59,6 +59,12 @@ class Method:
     # The hook also runs every this many steps (None: at the trainer's marks only).
     boundary_every: ClassVar[int | None] = None
 
+    def aligns(self) -> str | None:
+        """'features' when the method's own term acts on `model.features` only (a domain
+        discriminator under gradient reversal, a feature discrepancy): it then moves nothing
+        unless something under the features trains, which the trainer warns about."""
+        return None
+
     def modules(self, feature_dim: int, num_classes: int, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
         """Extra modules, stored beside backbone/head under their key (e.g. `disc`)."""
         return {}

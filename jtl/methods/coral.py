@@ -32,6 +32,9 @@ class CORAL(Transductive):
         if self.layer not in LAYERS:
             raise JtlError(f"method.layer must be one of {LAYERS}, got '{self.layer}'")
 
+    def aligns(self) -> str | None:
+        return None if self.layer == "logits" else "features"
+
     def adaptation(self, model, out, key, progress):
         if self.layer == "logits":
             dist = coral_distance(out.logits_s, out.logits_t)

@@ -81,6 +81,9 @@ class DGDANN(MultiDomain):
             mods["class_embed"] = nnx.Embed(num_classes, feature_dim, rngs=rngs)
         return mods
 
+    def aligns(self) -> str | None:
+        return "features"
+
     def extra_state(self, envs):
         if envs > self.max_domains:
             raise JtlError(f"method={self.method_name} has {self.max_domains} discriminator "

@@ -26,6 +26,9 @@ class MMD(Transductive):
     kernel_num: int = 5
     on_logits: bool = False
 
+    def aligns(self) -> str | None:
+        return None if self.on_logits else "features"
+
     def __post_init__(self) -> None:
         if self.kernel_num < 1 or self.kernel_mul <= 0:
             raise JtlError(

@@ -143,6 +143,9 @@ class PairwiseFeaturePenalty(MultiDomain):
         if self.weight < 0:
             raise JtlError(f"method.weight must be >= 0, got {self.weight}")
 
+    def aligns(self) -> str | None:
+        return "features"
+
     def distance(self, x: jax.Array, y: jax.Array) -> jax.Array:
         raise NotImplementedError
 

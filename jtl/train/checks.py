@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from jtl import schema
 from jtl.errors import JtlError
+from jtl.models.base import param_paths
 from jtl.train import mesh as meshes
 from jtl.train.build import Roles
 from jtl.transfer import Recipe
+
+log = logging.getLogger("jtl")
 
 
 def positive_int(value: Any, key: str, minimum: int = 1) -> int:
@@ -47,3 +52,22 @@ def check_batch(tcfg: Mapping[str, Any], roles: Roles, uses: frozenset[str]) -> 
             raise JtlError(f"trainer.batch_size={batch_size} is larger than the {role} train "
                            f"split of '{dom.name}' ({n} examples); set trainer.batch_size<={n}, "
                            "or trainer.batch_over_split=resample to draw it with repeats")
+
+
+def warn_unaligned(name: str, method: Any, params: Any, trainable: str, freeze: str | None,
+                   fixed: Collection[str]) -> bool:
+    """Warn (and return True) when `method` aligns the features but no parameter under them
+    (backbone/, neck/) trains: its term then moves nothing and the run is source_only's, e.g.
+    DANN on a frozen backbone with no neck."""
+    if method.aligns() != "features":
+        return False
+    fixed = set(fixed)
+    for p in param_paths(params):
+        if p.startswith(("backbone/", "neck/")) and p not in fixed and \
+                re.fullmatch(trainable, p) and not (freeze and re.fullmatch(freeze, p)):
+            return False
+    log.warning("method=%s aligns the features, but nothing under them trains (the backbone "
+                "is frozen and there is no trainable neck): its term moves no parameter and "
+                "the run equals source_only; add a neck (e.g. neck=bottleneck) or unfreeze "
+                "backbone blocks", name)
+    return True

@@ -51,7 +51,7 @@ from jtl.train.build import (  # noqa: F401  (re-exported: the factory's old hom
     same_label_space,
     untrained_head,
 )
-from jtl.train.checks import check_batch, check_config, positive_int
+from jtl.train.checks import check_batch, check_config, positive_int, warn_unaligned
 from jtl.train.dev import make_dev
 from jtl.train.lanes import (
     Lane,
@@ -251,6 +251,8 @@ def _train_lanes(cfg: dict, lanes: list[Lane], t0: float, vmapped: bool
     tx = build_optimizer(cfg["optim"], params[0], total,
                          ".*" if stats_only else method.trainable,
                          ".*" if stats_only else freeze, recipe.all_groups(blocks), fixed=stats)
+    if not stats_only:
+        warn_unaligned(cfg["method"]["name"], method, params[0], method.trainable, freeze, stats)
     mesh = None if vmapped else meshes.make_mesh(tcfg.get("mesh", "auto"))
     meshes.check_batch(mesh, int(tcfg["batch_size"]))
     keep = int(tcfg.get("keep_checkpoints", 2))
