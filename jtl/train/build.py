@@ -233,6 +233,7 @@ def build_all(cfg: Mapping[str, Any]) -> Built:
     if has_source_head(method) and not method.source_classes:
         method = dataclasses.replace(method, source_classes=roles.source.num_classes)
     net = network(cfg, roles.target.num_classes, method, model_input_shape(cfg, roles.target))
+    check_token_ids(roles, net, cfg["model"]["name"])
     roles, net = features.apply(cfg, roles, method, net)  # a frozen backbone: cached features
     return Built(roles, method, net)
 
@@ -243,6 +244,28 @@ def build(cfg: Mapping[str, Any]) -> tuple[Domain | None, Domain, Method, Networ
     `jtl.inputs.verify`)."""
     b = build_all(cfg)
     return b.roles.source, b.roles.target, b.method, b.net
+
+
+def check_token_ids(roles: Roles, net: nnx.Module, model: str) -> None:
+    """Token ids inside the model's vocabulary: an id past the word embedding (a tokenizer
+    of another model) would be gathered as NaN or a clamped row, silently."""
+    word = next((m for path, m in nnx.iter_graph(net.backbone)
+                 if isinstance(m, nnx.Embed) and path and path[-1] == "word"), None)
+    if word is None:
+        return
+    doms = [*(("source", d) for d in roles.sources), ("target", roles.target),
+            *(("eval", d) for d in roles.evals.values())]
+    for role, dom in doms:
+        for name in ("train", "val", "test"):
+            tok = getattr(dom, name).fields.get("tokens")
+            if tok is None or not tok.size:
+                continue
+            lo, hi = int(tok.min()), int(tok.max())
+            if lo < 0 or hi >= word.num_embeddings:
+                raise JtlError(
+                    f"{role} '{dom.name}' {name} has token ids {lo}..{hi} and model '{model}' "
+                    f"embeds {word.num_embeddings}: the tokenizer is not this model's (give the "
+                    "domain the checkpoint's own tokenizer.json as its tokenizer)")
 
 
 def model_input_shape(cfg: Mapping[str, Any], target: Domain) -> tuple[int, ...]:

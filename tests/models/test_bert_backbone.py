@@ -143,3 +143,24 @@ def test_a_text_run_trains_on_the_loaded_bert(tmp_path, overrides):
     assert w["loaded"] == 37 and "head/kernel" in w["new"]
     assert w["ignored"] == ["pooler.dense.bias", "pooler.dense.weight"]
     assert np.isfinite(summary["target/test/accuracy"])
+
+
+def test_token_ids_past_the_vocabulary_are_refused():
+    """A tokenizer of another model (ids >= vocab_size) would be embedded as NaN rows in
+    silence; the build refuses it, naming the domain and split."""
+    from jtl.domains.base import Domain, Split
+    from jtl.train.build import Roles, check_token_ids
+
+    def dom(hi):
+        tok = np.array([[1, 2, hi, 0]], np.int32)
+        s = Split({"tokens": tok, "mask": (tok > 0).astype(np.int32),
+                   "label": np.zeros(1, np.int32)})
+        ok = Split({"tokens": tok * 0 + 3, "mask": tok * 0 + 1, "label": np.zeros(1, np.int32)})
+        return Domain("reviews", ok, ok, s, 2)
+
+    n = net()  # TINY: vocab_size 100
+    check_token_ids(Roles((dom(99),), dom(99)), n, "bert")
+    with pytest.raises(JtlError, match=r"target 'reviews' test has token ids 0\.\.100 .* 100"):
+        check_token_ids(Roles((dom(99),), dom(100)), n, "bert")
+    with pytest.raises(JtlError, match="source 'reviews' test"):
+        check_token_ids(Roles((dom(-1),), dom(5)), n, "bert")
