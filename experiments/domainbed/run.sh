@@ -18,6 +18,7 @@ shift || true
 PY=${PY:-.venv/bin/python}
 STEPS=${STEPS:-100}     # DomainBed: 5001
 BATCH=${BATCH:-8}       # per environment (within DomainBed's search range 2^U(3,9)); default 64
+MODEL=${MODEL:-mnist_cnn}  # arm_mnist_cnn: DomainBed's ARM (run it with method source_only)
 EVAL=${EVAL:-50}        # DomainBed's checkpoint_freq for its MNIST data sets: 100
 ANNEAL=${ANNEAL:-10}    # irm/vrex penalty anneal; DomainBed: 500 of 5001 steps (the same 10%)
 # Evaluation dominates a CPU run (a forward pass over every scored split, 3 seeds, at every
@@ -36,7 +37,7 @@ for method in $METHODS; do
   [ -z "$SAMPLES" ] && case $method in irm|vrex) extra=(method.anneal_steps=$ANNEAL) ;; esac
   $PY -m jtl.train method=$method "${extra[@]}" "${SEARCH[@]}" \
       "sources=[{name: colored_mnist, env: '+90%'${SPLITS:+, $SPLITS}}, {name: colored_mnist, env: '+80%'${SPLITS:+, $SPLITS}}]" \
-      domain@target=colored_mnist target.env=-90% $TARGET_SPLITS model=mnist_cnn optim=adam \
+      domain@target=colored_mnist target.env=-90% $TARGET_SPLITS model=$MODEL optim=adam \
       trainer.steps=$STEPS trainer.batch_size=$BATCH trainer.eval_every=$EVAL \
       trainer.log_every=$EVAL trainer.checkpoint_every=$STEPS 'trainer.seeds=[0,1,2]' \
       trainer.progress=false trainer.tensorboard=false hydra.run.dir=$OUT/$method
