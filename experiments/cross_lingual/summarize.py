@@ -5,7 +5,8 @@ by seed with a 95% t interval (jtl.measures.stats.mean_ci); per language the ave
 its three categories (each seed's categories averaged first, so paired by seed as well),
 beside Li et al. (2020)'s published averages.
 
-Only completed runs are read. Usage: summarize.py [runs dir] [--metric M]
+Only completed runs are read; a method with no run in the directory (dann in a linear-head
+study of run_minilm.sh) is left blank. Usage: summarize.py [runs dir] [--metric M]
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ def accuracies(out: Path, pair: str, metric: str) -> dict[str, dict[int, float]]
 
 
 def fmt_ci(m: float, lo: float, hi: float) -> str:
+    if np.isnan(m):
+        return "-"
     return f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]"
 
 
 def pm(values: list[float]) -> str:
+    if np.isnan(values).all():
+        return "-"
     m, lo, hi = mean_ci(values)
     return f"{m:.1f} ± {(hi - lo) / 2:.1f}" if np.isfinite(hi) else f"{m:.1f}"
 
@@ -53,16 +58,17 @@ def table(out: Path, metric: str) -> list[str]:
     lines = ["| target | seeds | source_only | dann | target_only | dann - source_only "
              "[95% CI] | target_only - source_only [95% CI] |",
              "|---|---|---|---|---|---|---|"]
+    ran = [m for m in METHODS if any(out.glob(f"*/{m}/seed*"))]
     for lang in LANGS:
         per_seed: dict[int, list[tuple[float, ...]]] = {s: [] for s in SEEDS}
         n_cats = 0
         for cat in CATS:
             acc = accuracies(out, f"{lang}_{cat}", metric)
-            seeds = sorted(set.intersection(*(set(acc.get(m, {})) for m in METHODS)))
+            seeds = sorted(set.intersection(*(set(acc.get(m, {})) for m in ran)))
             if not seeds:
                 continue
             n_cats += 1
-            so, da, to = ([acc[m][s] for s in seeds] for m in METHODS)
+            so, da, to = ([acc[m][s] if m in ran else np.nan for s in seeds] for m in METHODS)
             for s, row in zip(seeds, zip(so, da, to, strict=True), strict=True):
                 per_seed[s].append(row)
             lines.append(f"| {lang} {cat} | {len(seeds)} | {pm(so)} | {pm(da)} | {pm(to)} | "
