@@ -23,7 +23,8 @@ def lane(root, method, k, seed, rows, status="completed"):
 
 def row(step, val, target_val, test):
     return {"step": step, "source/val/accuracy": val, "target/val/accuracy": target_val,
-            "target/test/accuracy": test}
+            "target/test/accuracy": test, "source.0/test/accuracy": 0.5 + step / 10,
+            "source.1/test/accuracy": 0.6}
 
 
 def test_each_rule_chooses_a_sample_per_trial(tmp_path):
@@ -43,12 +44,16 @@ def test_each_rule_chooses_a_sample_per_trial(tmp_path):
     oracle = summarize.table(tmp_path, "oracle")
     jtl = summarize.table(tmp_path, "jtl_oracle")
     # val: sample 0 at step 1 (10% + trial); +20 over ERM on every trial: zero width
-    assert "| IRM | 3 x 3 | 40.0 +- 5.8 | +20.0 [+20.0, +20.0] | 0, 0, 0 | 10.2 | 52.0 |" in val
-    assert "| ERM | 3 x 3 | 20.0 +- 5.8 |  | 0, 0, 0 | 10.0 | 51.5 |" in val
-    # DomainBed's oracle: last step, target val picks sample 1, its final test 30%
-    assert "| IRM | 3 x 3 | 60.0 +- 5.8 | +20.0 [+20.0, +20.0] | 1, 1, 1 | 58.5 | 67.7 |" in oracle
+    assert "| IRM | 3 x 3 | 40.0 +- 5.8 | +20.0 [+20.0, +20.0] | 0, 0, 0 | 60.0 +- 0.0 | 10.2 | " \
+        "52.0 |" in val
+    assert "| ERM | 3 x 3 | 20.0 +- 5.8 |  | 0, 0, 0 | 60.0 +- 0.0 | 10.0 | 51.5 |" in val
+    # DomainBed's oracle: last step, target val picks sample 1, its final test 30%; the
+    # training environments' test accuracies are read at that step (step 2: 70% and 60%)
+    assert "| IRM | 3 x 3 | 60.0 +- 5.8 | +20.0 [+20.0, +20.0] | 1, 1, 1 | 65.0 +- 0.0 | 58.5 | " \
+        "67.7 |" in oracle
     # jtl's oracle: sample 2 at step 1, 50%
-    assert "| IRM | 3 x 3 | 80.0 +- 5.8 | +20.0 [+20.0, +20.0] | 2, 2, 2 | 58.5 | 67.7 |" in jtl
+    assert "| IRM | 3 x 3 | 80.0 +- 5.8 | +20.0 [+20.0, +20.0] | 2, 2, 2 | 60.0 +- 0.0 | 58.5 | " \
+        "67.7 |" in jtl
     # a trial with a sample missing is left out of the table, not silently averaged
     (tmp_path / "irm" / "sample2" / "seed1" / rundir.SUMMARY).unlink()
     assert "| IRM | 2 x 3 |" in summarize.table(tmp_path, "val")[-1]
